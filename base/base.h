@@ -1,0 +1,73 @@
+/*
+** base.h — what every statelite module may call: handle headers, error
+** messages, the allocator, murmur3, canonical key bytes and key groups.
+*/
+#ifndef SL_BASE_H
+#define SL_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "statelite.h"
+
+/* Internal functions shared between files. The amalgamation predefines this
+** as `static`. */
+#ifndef SL_PRIVATE
+#define SL_PRIVATE
+#endif
+
+#define SL_ERRMSG_MAX 512
+
+/* Every public handle begins with this, so sl_errmsg() can take any of them. */
+#define SL_MAGIC_STORE 0x736c5354u
+#define SL_MAGIC_STATE 0x736c5341u
+#define SL_MAGIC_ITER  0x736c4954u
+#define SL_MAGIC_DEAD  0x00646561u
+typedef struct slHandle {
+  uint32_t magic;
+  char *errmsg; /* the owning store's message buffer (SL_ERRMSG_MAX bytes) */
+} slHandle;
+
+/* Allocation through a handle's allocator (never NULL: see slAllocDefault). */
+SL_PRIVATE const sl_allocator *slAllocDefault(void);
+SL_PRIVATE void *slMalloc(const sl_allocator *a, size_t n);
+SL_PRIVATE void *slRealloc(const sl_allocator *a, void *p, size_t n);
+SL_PRIVATE void slFree(const sl_allocator *a, void *p);
+SL_PRIVATE char *slStrdup(const sl_allocator *a, const char *s);
+
+/* Formats a message into buf (SL_ERRMSG_MAX bytes) and returns rc. */
+SL_PRIVATE int slErrorV(char *buf, int rc, const char *fmt, va_list ap);
+SL_PRIVATE int slError(char *buf, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Name of a value type ("INTEGER") and parse of one (0 if unknown). */
+SL_PRIVATE const char *slTypeName(int type);
+SL_PRIVATE int slTypeParse(const char *s, size_t n);
+
+/* 1 if s is an identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
+SL_PRIVATE int slIsIdent(const char *s);
+
+/* MurmurHash3 x86_32. */
+SL_PRIVATE uint32_t slMurmur3(const void *data, size_t len, uint32_t seed);
+
+/* Canonical key bytes (docs/FORMAT.md). slKeySize checks the key and gives
+** its encoded size (0 when a column is NULL, of a bad type, or NaN unless
+** allow_nan: *why then names the problem). slKeyEncode writes exactly that many bytes. slKeyDecode
+** reads n columns back into out[]; TEXT/BLOB point into buf. Returns the
+** bytes consumed, 0 on malformed input. */
+SL_PRIVATE size_t slKeySize(const sl_value *key, int n, int allow_nan, const char **why,
+                             int *bad);
+SL_PRIVATE void slKeyEncode(const sl_value *key, int n, unsigned char *out);
+SL_PRIVATE size_t slKeyDecode(const unsigned char *buf, size_t len, sl_value *out, int n);
+
+/* Key group from a murmur3 hash of canonical bytes. */
+SL_PRIVATE int slKeyGroupOf(uint32_t hash, int max_parallelism);
+
+/* Milliseconds since the Unix epoch, CLOCK_REALTIME. */
+SL_PRIVATE int64_t slNowMs(void);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+** keygroup.c — murmur3, the canonical bytes of a typed key, and the key-group
+** arithmetic that decides which operator instance owns a key (the same
+** arithmetic as Flink's KeyGroupRangeAssignment).
+*/
+#include <math.h>
+#include <string.h>
+
+#include "base/base.h"
+
+static uint32_t slRotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+uint32_t slMurmur3(const void *data, size_t len, uint32_t seed) {
+  const unsigned char *p = data;
+  const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
+  uint32_t h = seed, k;
+  size_t i, nblocks = len / 4;
+  for (i = 0; i < nblocks; i++) {
+    k = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+        (uint32_t)p[4 * i + 3] << 24;
+    k *= c1; k = slRotl32(k, 15); k *= c2;
+    h ^= k; h = slRotl32(h, 13); h = h * 5 + 0xe6546b64u;
+  }
+  k = 0;
+  switch (len & 3) {
+    case 3: k ^= (uint32_t)p[4 * nblocks + 2] << 16; /* fall through */
+    case 2: k ^= (uint32_t)p[4 * nblocks + 1] << 8;  /* fall through */
+    case 1: k ^= p[4 * nblocks];
+      k *= c1; k = slRotl32(k, 15); k *= c2; h ^= k;
+  }
+  h ^= (uint32_t)len;
+  h ^= h >> 16; h *= 0x85ebca6bu; h ^= h >> 13; h *= 0xc2b2ae35u; h ^= h >> 16;
+  return h;
+}
+
+static void slPut64(unsigned char *o, uint64_t v) {
+  for (int i = 7; i >= 0; i--) { o[i] = (unsigned char)v; v >>= 8; }
+}
+static uint64_t slGet64(const unsigned char *o) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | o[i];
+  return v;
+}
+
+size_t slKeySize(const sl_value *key, int n, int allow_nan, const char **why, int *bad) {
+  size_t sz = 0;
+  for (int i = 0; i < n; i++) {
+    *bad = i;
+    switch (key[i].type) {
+      case SL_INTEGER: sz += 9; break;
+      case SL_REAL:
+        if (!allow_nan && isnan(key[i].v.r)) {
+          *why = "is NaN, which SQLite cannot store in a key";
+          return 0;
+        }
+        sz += 9;
+        break;
+      case SL_TEXT:
+      case SL_BLOB:
+        if (key[i].n > 0x7fffffffu) { *why = "is longer than 2 GiB"; return 0; }
+        if (key[i].n && !key[i].v.p) { *why = "has a NULL pointer"; return 0; }
+        sz += 5 + key[i].n;
+        break;
+      case SL_NULL: *why = "is NULL"; return 0;
+      default: *why = "has an unknown type"; return 0;
+    }
+  }
+  return sz;
+}
+
+void slKeyEncode(const sl_value *key, int n, unsigned char *o) {
+  for (int i = 0; i < n; i++) {
+    uint64_t bits;
+    double d;
+    *o++ = (unsigned char)key[i].type;
+    switch (key[i].type) {
+      case SL_INTEGER: slPut64(o, (uint64_t)key[i].v.i); o += 8; break;
+      case SL_REAL:
+        d = key[i].v.r == 0.0 ? 0.0 : key[i].v.r;
+        memcpy(&bits, &d, 8);
+        if (isnan(d)) bits = 0x7FF8000000000000ull;
+        slPut64(o, bits); o += 8;
+        break;
+      default: /* TEXT, BLOB */
+        o[0] = (unsigned char)(key[i].n >> 24); o[1] = (unsigned char)(key[i].n >> 16);
+        o[2] = (unsigned char)(key[i].n >> 8); o[3] = (unsigned char)key[i].n;
+        if (key[i].n) memcpy(o + 4, key[i].v.p, key[i].n);
+        o += 4 + key[i].n;
+    }
+  }
+}
+
+size_t slKeyDecode(const unsigned char *buf, size_t len, sl_value *out, int n) {
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    uint64_t bits;
+    size_t m;
+    if (off >= len) return 0;
+    out[i].type = buf[off++];
+    out[i].n = 0;
+    switch (out[i].type) {
+      case SL_INTEGER:
+      case SL_REAL:
+        if (len - off < 8) return 0;
+        bits = slGet64(buf + off);
+        if (out[i].type == SL_INTEGER) out[i].v.i = (int64_t)bits;
+        else memcpy(&out[i].v.r, &bits, 8);
+        off += 8;
+        break;
+      case SL_TEXT:
+      case SL_BLOB:
+        if (len - off < 4) return 0;
+        m = (size_t)buf[off] << 24 | (size_t)buf[off + 1] << 16 | (size_t)buf[off + 2] << 8 | buf[off + 3];
+        off += 4;
+        if (len - off < m) return 0;
+        out[i].n = m;
+        out[i].v.p = buf + off;
+        off += m;
+        break;
+      default: return 0;
+    }
+  }
+  return off;
+}
+
+int slKeyGroupOf(uint32_t hash, int max_parallelism) {
+  return (int)(hash % (uint32_t)max_parallelism);
+}
+
+static int slMaxpOk(int maxp) { return maxp >= 1 && maxp <= SL_MAX_MAX_PARALLELISM; }
+
+int sl_key_group(const sl_value *key, int n, int max_parallelism, int *kg) {
+  unsigned char small[256], *buf = small;
+  const char *why = "";
+  int bad = 0;
+  size_t sz;
+  if (!key || !kg || n < 1 || n > SL_MAX_KEY_COLUMNS || !slMaxpOk(max_parallelism))
+    return SL_MISUSE;
+  sz = slKeySize(key, n, 1, &why, &bad);
+  if (sz == 0) return SL_MISUSE;
+  if (sz > sizeof small) {
+    buf = slMalloc(slAllocDefault(), sz);
+    if (!buf) return SL_NOMEM;
+  }
+  slKeyEncode(key, n, buf);
+  *kg = slKeyGroupOf(slMurmur3(buf, sz, 0), max_parallelism);
+  if (buf != small) slFree(slAllocDefault(), buf);
+  return SL_OK;
+}
+
+int sl_key_group_range(int max_parallelism, int parallelism, int index, int *first, int *last) {
+  int64_t maxp = max_parallelism, p = parallelism, i = index;
+  if (!first || !last || !slMaxpOk(max_parallelism) || parallelism < 1 ||
+      parallelism > max_parallelism || index < 0 || index >= parallelism)
+    return SL_MISUSE;
+  *first = (int)((i * maxp + p - 1) / p);
+  *last = (int)(((i + 1) * maxp - 1) / p);
+  return SL_OK;
+}
+
+int sl_key_group_owner(int max_parallelism, int parallelism, int kg, int *index) {
+  if (!index || !slMaxpOk(max_parallelism) || parallelism < 1 || parallelism > max_parallelism ||
+      kg < 0 || kg >= max_parallelism)
+    return SL_MISUSE;
+  *index = (int)((int64_t)kg * parallelism / max_parallelism);
+  return SL_OK;
+}

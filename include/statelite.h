@@ -1,0 +1,701 @@
+/*
+** statelite.h — the public interface of statelite.
+**
+** statelite keeps the state of stream operators in one SQLite file per operator
+** instance. This header is the whole contract and its manual: every public type
+** and call is declared and documented here, and nothing else is exported.
+**
+** Conventions used throughout:
+**   - Every call returns an int result code (SL_OK on success); results go out
+**     through pointers. Result code numbers never change.
+**   - After a failure, sl_errmsg(handle) gives a sentence naming what was wrong.
+**   - Handles are opaque. Destructors accept NULL.
+**   - A handle is used by one thread at a time. Different handles may be used
+**     by different threads concurrently.
+**   - Memory returned by a call is owned by the library unless the call says
+**     otherwise, and stays valid until the next call on the same store.
+*/
+#ifndef STATELITE_H
+#define STATELITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef SL_API
+#define SL_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* SL_VERSION_NUMBER is major*1000000 + minor*1000 + patch. */
+#define SL_VERSION        "0.1.0"
+#define SL_VERSION_NUMBER 1000
+/* The state file format this library writes (PRAGMA user_version). */
+#define SL_FORMAT_VERSION 1
+/* PRAGMA application_id of every statelite state file: "SLT1". */
+#define SL_APPLICATION_ID 0x534C5431
+
+/* The version of the library linked in, as SL_VERSION_NUMBER / SL_VERSION. */
+SL_API int sl_libversion_number(void);
+SL_API const char *sl_libversion(void);
+
+/* ------------------------------------------------------------------------ */
+/* Result codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define SL_OK        0  /* success */
+#define SL_ERROR     1  /* generic failure; see sl_errmsg() */
+#define SL_NOTFOUND  2  /* the thing asked for does not exist (no value, no state) */
+#define SL_MISUSE    3  /* the call was wrong: NULL argument, wrong kind, wrong type,
+                           key outside this instance's key groups, closed handle */
+#define SL_NOMEM     4  /* an allocation failed */
+#define SL_CORRUPT   5  /* a file is damaged or is not what it claims to be */
+#define SL_FULL      6  /* the disk (or a configured budget) is full */
+#define SL_MISMATCH  7  /* a file or descriptor does not match what it must match:
+                           another operator, an incompatible schema change */
+#define SL_IOERR     8  /* an operating system call failed */
+#define SL_BUSY      9  /* the file is locked by another connection */
+#define SL_ROW       100 /* sl_iter_next(): a row is ready */
+#define SL_DONE      101 /* sl_iter_next(): no more rows */
+
+/* A short English name of a result code ("SL_MISUSE: misuse of the interface").
+** Never NULL; unknown codes give "unknown result code". Static memory. */
+SL_API const char *sl_errstr(int rc);
+
+/* The sentence describing the last failure on `handle`, which may be any
+** statelite handle (sl_store *, sl_state *, sl_iter *). Returns "not an error"
+** when the last call on that handle's store succeeded, and a fixed sentence
+** for a NULL handle. Valid until the next call on the same store. */
+SL_API const char *sl_errmsg(const void *handle);
+
+/* ------------------------------------------------------------------------ */
+/* Allocator                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Every allocation statelite makes goes through one of these. SQLite's own
+** allocations are SQLite's business (see sqlite3_config(), which statelite
+** never calls). xRealloc(ud, NULL, n) must act as malloc; xFree(ud, NULL) must
+** be harmless. A NULL sl_allocator pointer means the C library's allocator. */
+typedef struct sl_allocator {
+  void *(*xMalloc)(void *ud, size_t n);
+  void *(*xRealloc)(void *ud, void *p, size_t n);
+  void (*xFree)(void *ud, void *p);
+  void *ud;
+} sl_allocator;
+
+/* ------------------------------------------------------------------------ */
+/* Typed values                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Value types; the numbers equal SQLite's fundamental datatypes. */
+#define SL_INTEGER 1
+#define SL_REAL    2
+#define SL_TEXT    3
+#define SL_BLOB    4
+#define SL_NULL    5
+
+/* One typed value. For SL_TEXT and SL_BLOB, v.p points at n bytes (TEXT is
+** UTF-8 and need not be NUL-terminated; values returned by statelite always
+** have a NUL byte after the n bytes). A value passed in is copied by the call;
+** a value handed out points into library memory valid until the next call on
+** the same store. */
+typedef struct sl_value {
+  int type;   /* SL_INTEGER, SL_REAL, SL_TEXT, SL_BLOB or SL_NULL */
+  size_t n;   /* length in bytes of TEXT / BLOB */
+  union {
+    int64_t i;
+    double r;
+    const void *p;
+  } v;
+} sl_value;
+
+static inline sl_value sl_int(int64_t i) {
+  sl_value x; x.type = SL_INTEGER; x.n = 0; x.v.i = i; return x;
+}
+static inline sl_value sl_real(double r) {
+  sl_value x; x.type = SL_REAL; x.n = 0; x.v.r = r; return x;
+}
+static inline sl_value sl_textn(const char *s, size_t n) {
+  sl_value x; x.type = SL_TEXT; x.n = n; x.v.p = s; return x;
+}
+static inline sl_value sl_text(const char *s) {
+  size_t n = 0; while (s[n]) n++; return sl_textn(s, n);
+}
+static inline sl_value sl_blob(const void *p, size_t n) {
+  sl_value x; x.type = SL_BLOB; x.n = n; x.v.p = p; return x;
+}
+static inline sl_value sl_null(void) {
+  sl_value x; x.type = SL_NULL; x.n = 0; x.v.i = 0; return x;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys and key groups                                                       */
+/* ------------------------------------------------------------------------ */
+
+#define SL_DEFAULT_MAX_PARALLELISM 128
+#define SL_MAX_MAX_PARALLELISM     32768
+#define SL_MAX_KEY_COLUMNS         16
+#define SL_MAX_VALUE_COLUMNS       64
+
+/* The key group of a key of n typed columns (1 <= n <= SL_MAX_KEY_COLUMNS, no
+** NULL column): murmur3_32(canonical bytes, seed 0) mod max_parallelism. The
+** canonical bytes are described in docs/FORMAT.md. Returns SL_OK, or SL_MISUSE
+** for a NULL argument, a NULL key column, a bad type or max_parallelism outside
+** 1..SL_MAX_MAX_PARALLELISM. */
+SL_API int sl_key_group(const sl_value *key, int n, int max_parallelism, int *kg);
+
+/* The key groups [*first, *last] owned by instance `index` of `parallelism`:
+** first = (index*maxp + p - 1) / p, last = ((index+1)*maxp - 1) / p.
+** SL_MISUSE unless 1 <= parallelism <= max_parallelism <= SL_MAX_MAX_PARALLELISM
+** and 0 <= index < parallelism. */
+SL_API int sl_key_group_range(int max_parallelism, int parallelism, int index,
+                              int *first, int *last);
+
+/* The instance of `parallelism` that owns key group kg: kg * p / maxp.
+** SL_MISUSE for arguments out of range. */
+SL_API int sl_key_group_owner(int max_parallelism, int parallelism, int kg,
+                              int *index);
+
+/* ------------------------------------------------------------------------ */
+/* The store: one operator instance's state file                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct sl_store sl_store;
+
+/* Settings of a store. Initialise with sl_config_init() and then change the
+** fields you care about; fields added in later versions get safe defaults. */
+typedef struct sl_config {
+  /* Bytes the write-back cache may use (default 32 MiB). 0 turns the cache
+  ** off: every access goes to SQLite. */
+  size_t memory_budget;
+  /* Number of key groups (default 128); fixed for the life of a job. */
+  int max_parallelism;
+  /* SQLite page cache of the state file, in bytes (default 2 MiB). */
+  size_t page_cache_bytes;
+  /* Allocator for statelite's own memory; NULL for malloc/realloc/free. */
+  const sl_allocator *allocator;
+  /* Processing-time clock used for TTL, in milliseconds; NULL for the real
+  ** clock (CLOCK_REALTIME). Tests inject one. */
+  int64_t (*clock_ms)(void *ud);
+  void *clock_ud;
+  /* How many expired rows a commit removes per state at most (default 1000;
+  ** 0 disables the incremental cleanup, leaving sl_store_sweep_expired()). */
+  int ttl_cleanup_rows;
+} sl_config;
+
+/* Fills *cfg with the defaults above. */
+SL_API void sl_config_init(sl_config *cfg);
+
+/* Opens or creates the state file `<dir>/<op>/<subtask>.db` of instance
+** `subtask` of `parallelism` of operator `op` (1..128 characters of
+** [A-Za-z0-9_.-], not starting with '.'). Missing directories are created.
+** cfg may be NULL for the defaults.
+**
+** A new file records operator, subtask, parallelism, max parallelism and the
+** key group range in sl_meta. Reopening checks application_id, format version,
+** operator, subtask, parallelism and max parallelism and fails with
+** SL_MISMATCH (or SL_CORRUPT for a file that is not a statelite file) and a
+** message naming what differs.
+**
+** *out is set to a handle even when the open fails (except when even that
+** allocation fails: *out is NULL and SL_NOMEM returned), so that sl_errmsg()
+** can say why; close it with sl_store_close(). Errors: SL_MISUSE, SL_NOMEM,
+** SL_IOERR, SL_CORRUPT, SL_MISMATCH, SL_BUSY, SL_FULL. */
+SL_API int sl_store_open(const char *dir, const char *op, int subtask,
+                         int parallelism, const sl_config *cfg, sl_store **out);
+
+/* Like sl_store_open() but on an explicit file path, for an existing state
+** file only (it is never created). Operator, subtask and parallelism are
+** taken from the file. Used by tools. */
+SL_API int sl_store_open_file(const char *path, const sl_config *cfg,
+                              sl_store **out);
+
+/* Closes the store. Changes not committed by sl_store_commit() are rolled
+** back: after a close the file holds exactly the last commit. Accepts NULL.
+** Returns SL_OK; SL_MISUSE (and closes nothing) while iterators of the store
+** are open; SL_BUSY when SQLite could not close the file. */
+SL_API int sl_store_close(sl_store *st);
+
+/* Writes everything dirty in the cache and commits it in one transaction,
+** removing up to cfg.ttl_cleanup_rows expired rows per state on the way.
+** This is the synchronous part of a checkpoint. On failure the file is
+** exactly as it was after the previous commit. When the failure left the
+** transaction open (SL_BUSY, for one), nothing is lost and a later commit can
+** try again. When SQLite had to roll the transaction back (a full disk, an
+** I/O error), the changes since the last commit are gone: the store is then
+** marked failed, every later call returns SL_ERROR saying so, and the way on
+** is to close it and reopen (or restore) from the last commit.
+** Errors: SL_IOERR, SL_FULL, SL_NOMEM, SL_BUSY, SL_ERROR, SL_MISUSE. */
+SL_API int sl_store_commit(sl_store *st);
+
+/* Removes every expired row of every state now. The removal becomes durable
+** with the next commit. Sets *removed (may be NULL) to the count. */
+SL_API int sl_store_sweep_expired(sl_store *st, int64_t *removed);
+
+/* Facts about the store; any output pointer may be NULL. first and last:
+** the key group range it owns. The operator name is valid until close. */
+SL_API int sl_store_info(sl_store *st, const char **op, int *subtask,
+                         int *parallelism, int *max_parallelism, int *first,
+                         int *last);
+
+/* The path of the state file; valid until sl_store_close(). */
+SL_API const char *sl_store_path(sl_store *st);
+
+/* Bytes the cached entries hold now (the hash table's own array, about 8
+** bytes per entry, comes on top). After each call it is at most
+** memory_budget, plus the one entry that call handed out when the budget
+** cannot hold it (always so with a budget of 0). */
+SL_API size_t sl_store_cache_bytes(sl_store *st);
+
+/* Sets the key of the record being processed: n typed columns, no NULLs.
+** Its canonical bytes and key group are computed once here and used by every
+** keyed state call until the next sl_store_set_key(). A key whose key group
+** is outside this instance's range is refused with SL_MISUSE (it means the
+** stream was partitioned wrongly). *kg (may be NULL) receives the key group.
+** The key values are copied. */
+SL_API int sl_store_set_key(sl_store *st, const sl_value *key, int n, int *kg);
+
+/* ------------------------------------------------------------------------ */
+/* State descriptors and registration                                        */
+/* ------------------------------------------------------------------------ */
+
+/* State kinds. */
+#define SL_VALUE_STATE       1  /* one row of value columns per key */
+#define SL_LIST_STATE        2  /* an ordered list of rows per key */
+#define SL_MAP_STATE         3  /* map-key columns -> value columns per key */
+#define SL_REDUCING_STATE    4  /* a value folded by a reduce callback */
+#define SL_AGGREGATING_STATE 5  /* an accumulator with add/merge/result */
+#define SL_OPERATOR_LIST     6  /* non-keyed list per operator instance */
+#define SL_BROADCAST_MAP     7  /* non-keyed map, the same on every instance */
+
+/* Redistribution of SL_OPERATOR_LIST state when parallelism changes. */
+#define SL_SPLIT_EVEN 1  /* the rows are split evenly over the new instances */
+#define SL_UNION      2  /* every new instance gets all rows */
+
+/* TTL flags. */
+#define SL_TTL_REFRESH_ON_READ 1 /* a read also extends the expiry */
+
+/* A named, typed column. Column names are identifiers (letters, digits,
+** underscore; not starting with a digit; 1..64 characters) and may not be
+** kg, seq or expires_at. `type` is SL_INTEGER, SL_REAL, SL_TEXT or SL_BLOB.
+** A value column accepts values of its type or SL_NULL; a key column only its
+** type. `dflt` is the value a column added by schema evolution gets in the
+** existing rows and the initial accumulator value of aggregating state
+** (type 0, i.e. a zeroed sl_value, means NULL). */
+typedef struct sl_column {
+  const char *name;
+  int type;
+  sl_value dflt;
+} sl_column;
+
+/* Reducing state: *out = reduce(acc, in); acc and in have n_value columns.
+** Out values of type TEXT/BLOB must stay valid until the callback returns to
+** statelite, which copies them. Return SL_OK or an error code, which the
+** calling state operation returns. */
+typedef int (*sl_reduce_fn)(void *ud, const sl_value *acc, const sl_value *in,
+                            sl_value *out);
+/* Aggregating state: acc -> acc' by adding input `in` (n_input columns). */
+typedef int (*sl_agg_add_fn)(void *ud, const sl_value *acc, const sl_value *in,
+                             sl_value *out);
+/* Aggregating state: merges accumulators a and b. */
+typedef int (*sl_agg_merge_fn)(void *ud, const sl_value *a, const sl_value *b,
+                               sl_value *out);
+/* Aggregating state: the result (n_result columns) of an accumulator. */
+typedef int (*sl_agg_result_fn)(void *ud, const sl_value *acc, sl_value *out);
+
+/* Describes a state. The descriptor and the strings it points to need only
+** live during sl_state_register(). */
+typedef struct sl_state_desc {
+  const char *name;       /* identifier, not starting with "sl_" */
+  int kind;               /* SL_VALUE_STATE ... SL_BROADCAST_MAP */
+  int n_key;              /* key columns (keyed kinds: 1..16; others: 0) */
+  const sl_column *key;
+  int n_map_key;          /* map-key columns (map kinds: 1..16; others: 0) */
+  const sl_column *map_key;
+  int n_value;            /* value columns, 1..64; the accumulator for
+                             aggregating state */
+  const sl_column *value;
+  int64_t ttl_ms;         /* 0: never expires; keyed kinds only */
+  int ttl_flags;          /* SL_TTL_* */
+  int redistribution;     /* SL_OPERATOR_LIST: SL_SPLIT_EVEN or SL_UNION */
+  sl_reduce_fn reduce;    /* SL_REDUCING_STATE */
+  int n_input;            /* SL_AGGREGATING_STATE: input columns */
+  int n_result;           /* SL_AGGREGATING_STATE: result columns */
+  const sl_column *result;
+  sl_agg_add_fn agg_add;
+  sl_agg_merge_fn agg_merge;
+  sl_agg_result_fn agg_result;
+  void *ud;               /* passed to the callbacks */
+} sl_state_desc;
+
+typedef struct sl_state sl_state;
+
+/* Registers a state with the store, creating its table on first use and
+** evolving it when the descriptor adds value columns (ALTER TABLE ADD COLUMN
+** with the column's default). Registering the same name again with an equal
+** descriptor returns the same handle.
+**
+** Errors: SL_MISUSE for a descriptor that is not well formed (bad names,
+** reserved names, counts out of range, missing callbacks); SL_MISMATCH when
+** the file holds the state with another kind, other key or map-key columns,
+** a value column that the descriptor lacks or declares with another type;
+** SL_IOERR, SL_NOMEM. The handle is owned by the store and valid until
+** sl_store_close(). */
+SL_API int sl_state_register(sl_store *st, const sl_state_desc *desc,
+                             sl_state **out);
+
+/* Finds a registered state by name: SL_NOTFOUND if this store has not
+** registered it since it was opened. */
+SL_API int sl_state_find(sl_store *st, const char *name, sl_state **out);
+
+/* Clears the state for the current key (keyed kinds) or entirely (operator
+** list and broadcast state). Works on every kind. */
+SL_API int sl_state_clear(sl_state *s);
+
+/* ------------------------------------------------------------------------ */
+/* Value state                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* The value of the current key: *out points at n_value values (library
+** memory, valid until the next call on the store). SL_NOTFOUND (and *out
+** NULL) when there is none or it has expired. */
+SL_API int sl_value_get(sl_state *s, const sl_value **out);
+
+/* Sets the value of the current key to n_value values. */
+SL_API int sl_value_update(sl_state *s, const sl_value *vals);
+
+/* ------------------------------------------------------------------------ */
+/* List state (keyed SL_LIST_STATE and non-keyed SL_OPERATOR_LIST)           */
+/* ------------------------------------------------------------------------ */
+
+/* Appends one row (n_value values). Appending does not read the list. */
+SL_API int sl_list_add(sl_state *s, const sl_value *row);
+
+/* Appends n rows given as n*n_value consecutive values. */
+SL_API int sl_list_add_all(sl_state *s, const sl_value *rows, size_t n);
+
+/* Replaces the list by n rows (n may be 0, which clears it). */
+SL_API int sl_list_update(sl_state *s, const sl_value *rows, size_t n);
+
+/* The whole list, in insertion order, expired rows left out: *rows points at
+** *n rows of n_value values each. SL_NOTFOUND with *n = 0 when empty. */
+SL_API int sl_list_get(sl_state *s, const sl_value **rows, size_t *n);
+
+/* ------------------------------------------------------------------------ */
+/* Map state (keyed SL_MAP_STATE and non-keyed SL_BROADCAST_MAP)             */
+/* ------------------------------------------------------------------------ */
+
+/* Puts map_key (n_map_key values) -> vals (n_value values). */
+SL_API int sl_map_put(sl_state *s, const sl_value *map_key, const sl_value *vals);
+
+/* The value of map_key: SL_NOTFOUND when absent or expired. */
+SL_API int sl_map_get(sl_state *s, const sl_value *map_key, const sl_value **out);
+
+/* *found = 1 if map_key is present (and not expired), else 0. */
+SL_API int sl_map_contains(sl_state *s, const sl_value *map_key, int *found);
+
+/* Removes map_key; removing an absent key is not an error. */
+SL_API int sl_map_remove(sl_state *s, const sl_value *map_key);
+
+/* ------------------------------------------------------------------------ */
+/* Reducing and aggregating state                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Reducing: folds `in` (n_value values) into the current key's value with the
+** reduce callback (the first value is stored as it is). Read with
+** sl_value_get(). Aggregating: adds `in` (n_input values) to the accumulator
+** (starting from the columns' defaults) with agg_add. */
+SL_API int sl_state_add(sl_state *s, const sl_value *in);
+
+/* Aggregating: merges an accumulator (n_value values) into the current key's
+** with agg_merge (or stores it when there is none). */
+SL_API int sl_agg_merge(sl_state *s, const sl_value *acc);
+
+/* Aggregating: the result (n_result values) of the current key's accumulator,
+** via agg_result. SL_NOTFOUND when there is no accumulator. Read the raw
+** accumulator with sl_value_get(). */
+SL_API int sl_agg_get(sl_state *s, const sl_value **out);
+
+/* ------------------------------------------------------------------------ */
+/* Timers                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Time domains of timers. */
+#define SL_EVENT_TIME      1 /* fired when the watermark passes the time */
+#define SL_PROCESSING_TIME 2 /* fired when the wall clock passes the time */
+
+/* Timers are kept per key in the state file (table sl_timers), so they are
+** part of every commit and checkpoint and survive a restart. Registering the
+** same (domain, time, key) twice keeps one timer.
+**
+** sl_timer_register() / sl_timer_delete(): for the current key.
+** Errors: SL_MISUSE (no current key, unknown domain), SL_IOERR, SL_FULL,
+** SL_NOMEM. Deleting a timer that does not exist is not an error. */
+SL_API int sl_timer_register(sl_store *st, int domain, int64_t time);
+SL_API int sl_timer_delete(sl_store *st, int domain, int64_t time);
+
+/* Removes the earliest timer of `domain` whose time is <= upto, makes its key
+** the current key (as sl_store_set_key() would) and sets *time. Timers fire in
+** order of (time, key group, key bytes). Returns SL_ROW when one fired and
+** SL_DONE when none is due. */
+SL_API int sl_timer_pop(sl_store *st, int domain, int64_t upto, int64_t *time);
+
+/* The time of the earliest timer of `domain`: SL_OK, or SL_NOTFOUND. */
+SL_API int sl_timer_peek(sl_store *st, int domain, int64_t *time);
+
+/* The current key as values (valid until the next sl_store_set_key() or
+** sl_timer_pop()) and its key group. SL_NOTFOUND when no key is set. */
+SL_API int sl_store_key(sl_store *st, const sl_value **key, int *n, int *kg);
+
+/* ------------------------------------------------------------------------ */
+/* Iteration                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct sl_iter sl_iter;
+
+/* Iterates the entries of a map for the current key (SL_MAP_STATE) or of a
+** broadcast map, in ascending order of the map-key columns (integers and
+** reals numerically, text and blobs bytewise), expired entries left out.
+** Iterates all keys of a keyed state with sl_state_scan().
+** While an iterator is open, calls that change the store return SL_MISUSE;
+** close it with sl_iter_close() first. */
+SL_API int sl_map_iter(sl_state *s, sl_iter **out);
+
+/* Iterates every live row of a state across all keys of this instance, in
+** ascending order of (key group, key columns[, seq | map-key columns]). For
+** tools and for tests; it flushes the cache of that state first. */
+SL_API int sl_state_scan(sl_state *s, sl_iter **out);
+
+/* Advances: SL_ROW when a row is ready, SL_DONE at the end, or an error. */
+SL_API int sl_iter_next(sl_iter *it);
+
+/* Parts of the current row (valid until the next sl_iter_next()):
+** key columns (scan only), map-key columns (maps) and value columns. Each
+** sets *n to the column count. *kg (sl_iter_key only, may be NULL) gets the
+** row's key group. */
+SL_API int sl_iter_key(sl_iter *it, const sl_value **key, int *n, int *kg);
+SL_API int sl_iter_map_key(sl_iter *it, const sl_value **map_key, int *n);
+SL_API int sl_iter_value(sl_iter *it, const sl_value **vals, int *n);
+
+/* Ends an iteration. Accepts NULL. */
+SL_API void sl_iter_close(sl_iter *it);
+
+/* ======================================================================== */
+/* The SDK: operators, pipelines, checkpoints and recovery                   */
+/* ======================================================================== */
+
+/* A record: a row of typed fields with an event timestamp (milliseconds).
+** Records handed to a callback are valid until the callback returns. */
+typedef struct sl_record {
+  int64_t ts;
+  int n;
+  const sl_value *f;
+} sl_record;
+
+/* The context of one instance of an operator or source, given to every
+** callback. Valid during the callback only. */
+typedef struct sl_ctx sl_ctx;
+
+/* An operator: callbacks run on the instance's own thread, one at a time.
+** Every callback returns SL_OK or an error code; an error stops the job
+** cleanly (the last completed checkpoint stays intact) and sl_job_run()
+** returns it with the operator named. Any callback may be NULL.
+**
+** Keyed operators (those fed through SL_KEY_BY) have the record's key set as
+** the current key of sl_ctx_store() before process() and on_timer(), so the
+** keyed states work on that key. */
+typedef struct sl_operator {
+  /* Called once before the first record, after a restore if there was one
+  ** (sl_ctx_restored() says so). Register nothing here: states are declared
+  ** in `states` and found with sl_ctx_state(). */
+  int (*open)(sl_ctx *ctx, void *ud);
+  /* One record. Emit output with sl_ctx_emit(). */
+  int (*process)(sl_ctx *ctx, const sl_record *rec, void *ud);
+  /* A timer registered with sl_ctx_timer() is due; its key is current. */
+  int (*on_timer)(sl_ctx *ctx, int domain, int64_t time, void *ud);
+  /* Checkpoint `id` is being taken: write instance fields into state (Flink's
+  ** CheckpointedFunction.snapshotState). Runs before the store commits. */
+  int (*snapshot)(sl_ctx *ctx, int64_t id, void *ud);
+  /* Checkpoint `id` is complete (published). Runs again after a restore for
+  ** the checkpoint restored from, so two-phase sinks can finish publishing. */
+  int (*notify_checkpoint_complete)(sl_ctx *ctx, int64_t id, void *ud);
+  /* Called once at the end, also after a failure. */
+  int (*close)(sl_ctx *ctx, void *ud);
+  void *ud;                 /* shared by all instances; read-only is wise */
+  size_t instance_size;     /* zeroed bytes per instance: sl_ctx_instance() */
+  const sl_state_desc *states; /* the states every instance uses */
+  int n_states;
+  const sl_column *out;     /* the fields of the records it emits */
+  int n_out;
+} sl_operator;
+
+/* A replaceable source: it reports a position and can seek to it, so that a
+** restore can rewind it. Positions are stored in the same commit as the
+** state of its instance, so offsets and state never disagree. */
+typedef struct sl_source {
+  int (*open)(sl_ctx *ctx, void *ud);
+  /* Emits the next records with sl_ctx_emit() and returns SL_OK, or returns
+  ** SL_DONE at the end of the input. Should not block for long. */
+  int (*read)(sl_ctx *ctx, void *ud);
+  /* The position after the last record emitted. */
+  int (*position)(sl_ctx *ctx, int64_t *pos, void *ud);
+  /* Rewinds to a position that position() reported; called after open()
+  ** when the job restores. */
+  int (*seek)(sl_ctx *ctx, int64_t pos, void *ud);
+  int (*close)(sl_ctx *ctx, void *ud);
+  void *ud;
+  size_t instance_size;
+  const sl_column *out;     /* the fields of the records it emits */
+  int n_out;
+  /* Watermarks: the largest event time emitted minus this delay is sent on
+  ** (bounded out-of-orderness); < 0 sends none but the final one. */
+  int64_t watermark_delay_ms;
+} sl_source;
+
+/* ---- the context ---- */
+
+/* The instance's store (keyed and operator state, timers). */
+SL_API sl_store *sl_ctx_store(sl_ctx *ctx);
+/* A state declared in the operator's `states`, by name; NULL if unknown. */
+SL_API sl_state *sl_ctx_state(sl_ctx *ctx, const char *name);
+/* The instance's zeroed memory of sl_operator.instance_size bytes. */
+SL_API void *sl_ctx_instance(sl_ctx *ctx);
+/* This instance's index and its stage's parallelism. */
+SL_API void sl_ctx_subtask(sl_ctx *ctx, int *index, int *parallelism);
+/* 1 if the instance was restored from a checkpoint or savepoint. */
+SL_API int sl_ctx_restored(sl_ctx *ctx);
+/* Emits a record of n fields (the declared `out` fields; NULL allowed) with
+** event time ts. Blocks while the next stage is full (backpressure). The
+** values are copied. SL_MISUSE when the fields do not fit the declaration. */
+SL_API int sl_ctx_emit(sl_ctx *ctx, const sl_value *fields, int n, int64_t ts);
+/* Sources only: emits a watermark now. */
+SL_API int sl_ctx_emit_watermark(sl_ctx *ctx, int64_t ts);
+/* Registers a timer of the current key (SL_EVENT_TIME or
+** SL_PROCESSING_TIME); see sl_timer_register(). */
+SL_API int sl_ctx_timer(sl_ctx *ctx, int domain, int64_t time);
+/* The current watermark of this instance (INT64_MIN before the first). */
+SL_API int64_t sl_ctx_watermark(sl_ctx *ctx);
+/* The processing time in milliseconds (the job's clock). */
+SL_API int64_t sl_ctx_now(sl_ctx *ctx);
+/* Sets the message sl_job_run() reports when the callback returns an error. */
+SL_API void sl_ctx_error(sl_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- jobs ---- */
+
+typedef struct sl_job sl_job;
+
+#define SL_EXACTLY_ONCE  1 /* barriers aligned across inputs */
+#define SL_AT_LEAST_ONCE 2 /* not aligned: after a failure, records may repeat */
+
+/* Edges between stages. */
+#define SL_FORWARD   1 /* instance i feeds instance i (equal parallelism) */
+#define SL_REBALANCE 2 /* round robin over the next stage's instances */
+#define SL_KEY_BY    3 /* by key group of the named key fields */
+
+typedef struct sl_job_config {
+  const char *state_dir;        /* working state files (required) */
+  const char *checkpoint_dir;   /* checkpoints and savepoints (required) */
+  int64_t checkpoint_interval_ms; /* 0: only the final checkpoint */
+  int64_t checkpoint_timeout_ms;  /* default 60000 */
+  int64_t min_pause_ms;           /* between the end of one and the next */
+  int tolerable_failures;         /* consecutive failed checkpoints allowed */
+  int retain;                     /* checkpoints kept (default 2) */
+  uint64_t retain_bytes;          /* byte budget of kept checkpoints, 0: none */
+  int mode;                       /* SL_EXACTLY_ONCE (default) or SL_AT_LEAST_ONCE */
+  int max_parallelism;            /* default 128 */
+  size_t memory_budget;           /* per instance, default 8 MiB */
+  size_t channel_capacity;        /* records per channel, default 1024 */
+  int zstd_level;                 /* default 3 */
+  const char *restore_savepoint;  /* restore this savepoint instead of the
+                                     newest checkpoint */
+  int no_restore;                 /* start empty even if checkpoints exist */
+  /* Progress and diagnostics, one line at a time; NULL for silence. */
+  void (*log)(void *ud, const char *line);
+  void *log_ud;
+  const sl_allocator *allocator;
+} sl_job_config;
+
+SL_API void sl_job_config_init(sl_job_config *cfg);
+
+/* Creates an empty job. Like sl_store_open(), *out is a handle even on
+** failure (unless SL_NOMEM), for sl_errmsg(); free it with sl_job_free(). */
+SL_API int sl_job_new(const sl_job_config *cfg, sl_job **out);
+
+/* Adds stages; *stage receives the stage number for sl_job_connect(). Names
+** are operator names (see sl_store_open()) and must differ. */
+SL_API int sl_job_source(sl_job *job, const char *name, const sl_source *src,
+                         int parallelism, int *stage);
+SL_API int sl_job_operator(sl_job *job, const char *name, const sl_operator *op,
+                           int parallelism, int *stage);
+
+/* Connects stage `from` to stage `to`. For SL_KEY_BY, key_fields names the
+** n fields (of `from`'s output) that make the key. A stage may have several
+** inputs; their barriers are aligned in exactly-once mode. */
+SL_API int sl_job_connect(sl_job *job, int from, int to, int how,
+                          const char *const *key_fields, int n);
+
+/* Checks the job (refusing one that is not well formed with SL_MISUSE and a
+** sentence), restores from the newest valid checkpoint (or the configured
+** savepoint), runs it until every source is done, takes a final checkpoint,
+** lets every operator see it complete, and returns SL_OK. Returns the error
+** of a failed callback (naming the operator) or of a failed checkpoint
+** beyond the tolerated ones. */
+SL_API int sl_job_run(sl_job *job);
+
+/* Asks a running job to stop (thread-safe, async-signal-safe). With a
+** savepoint name, the job first takes that savepoint. */
+SL_API int sl_job_stop(sl_job *job, const char *savepoint);
+
+/* Figures of the last run: completed checkpoints, records read by sources,
+** and the synchronous checkpoint pause percentiles in microseconds. */
+typedef struct sl_job_stats {
+  int64_t checkpoints, failed_checkpoints, records_in;
+  int64_t last_checkpoint_id;
+  int64_t pause_p50_us, pause_p99_us, pause_max_us;
+} sl_job_stats;
+SL_API int sl_job_get_stats(sl_job *job, sl_job_stats *out);
+
+SL_API void sl_job_free(sl_job *job);
+
+/* ---- built-in sources and sinks ---- */
+
+/* A generator: `count` records (id INTEGER, key INTEGER, seq INTEGER): for
+** i = 0..count-1 from instance index j of p (i % p == j), key = i % keys,
+** seq = i / keys (so each key's seq counts 0, 1, 2 ...), ts = i. Position is
+** the next i. Fills *src; the config must outlive the job. */
+typedef struct sl_generator_config {
+  int64_t count;
+  int64_t keys;
+  int64_t records_per_read;   /* default 64 */
+  int64_t delay_us_per_read;  /* slows it down for tests and demos */
+} sl_generator_config;
+SL_API void sl_generator_source(sl_source *src, const sl_generator_config *cfg);
+
+/* A file of lines: records (line TEXT), ts = line number. Position: the byte
+** offset. One instance (parallelism 1). `path` must outlive the job. */
+SL_API void sl_file_source(sl_source *src, const char *path);
+
+/* Prints every record as a tab-separated line to a stdio stream. */
+SL_API void sl_print_sink(sl_operator *op, void *stdio_file);
+
+/* An exactly-once file sink: the fields of each record are written as one
+** tab-separated line. Output of checkpoint n is pending until n completes;
+** then it is appended to `path`. After any crash and restart the file holds
+** the output of the completed checkpoints exactly once. Parallelism 1.
+** `path` must outlive the job. */
+SL_API void sl_file_sink(sl_operator *op, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STATELITE_H */
