@@ -23,6 +23,7 @@
 #define SL_MAGIC_STORE 0x736c5354u
 #define SL_MAGIC_STATE 0x736c5341u
 #define SL_MAGIC_ITER  0x736c4954u
+#define SL_MAGIC_JOB   0x736c4a42u
 #define SL_MAGIC_DEAD  0x00646561u
 typedef struct slHandle {
   uint32_t magic;

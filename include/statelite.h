@@ -354,6 +354,24 @@ SL_API int sl_state_register(sl_store *st, const sl_state_desc *desc,
 ** registered it since it was opened. */
 SL_API int sl_state_find(sl_store *st, const char *name, sl_state **out);
 
+/* The names of every state the file holds, registered or not, sorted.
+** *names points at *n strings owned by the store, valid until the next
+** sl_store_list_states() or sl_store_close(). For tools. */
+SL_API int sl_store_list_states(sl_store *st, const char *const **names, int *n);
+
+/* Opens a state the file holds by its stored descriptor, for reading (and
+** for writing value, list and map kinds) without knowing its descriptor: for
+** tools. Reducing and aggregating states opened this way have no callbacks:
+** sl_state_add(), sl_agg_merge() and sl_agg_get() return SL_MISUSE; read
+** their accumulators with sl_value_get() or sl_state_scan(). A state already
+** registered is returned as it is. SL_NOTFOUND when the file has no such
+** state. The handle is owned by the store. */
+SL_API int sl_state_open(sl_store *st, const char *name, sl_state **out);
+
+/* Fills *out with the descriptor of a state: its name, kind, columns, TTL
+** and callbacks. The pointers stay valid until sl_store_close(). */
+SL_API int sl_state_describe(sl_state *s, sl_state_desc *out);
+
 /* Clears the state for the current key (keyed kinds) or entirely (operator
 ** list and broadcast state). Works on every kind. */
 SL_API int sl_state_clear(sl_state *s);
@@ -669,10 +687,11 @@ SL_API void sl_job_free(sl_job *job);
 
 /* ---- built-in sources and sinks ---- */
 
-/* A generator: `count` records (id INTEGER, key INTEGER, seq INTEGER): for
-** i = 0..count-1 from instance index j of p (i % p == j), key = i % keys,
-** seq = i / keys (so each key's seq counts 0, 1, 2 ...), ts = i. Position is
-** the next i. Fills *src; the config must outlive the job. */
+/* A generator: `count` records (id INTEGER, key INTEGER, seq INTEGER), for
+** i = 0..count-1: id = i, key = i % keys, seq = i / keys (so each key's seq
+** counts 0, 1, 2 ...), event time i. Instance j of p emits the records whose
+** key % p == j, so every key's sequence comes from one instance, in order.
+** Position: the next i. Fills *src; the config must outlive the job. */
 typedef struct sl_generator_config {
   int64_t count;
   int64_t keys;
@@ -694,6 +713,252 @@ SL_API void sl_print_sink(sl_operator *op, void *stdio_file);
 ** the output of the completed checkpoints exactly once. Parallelism 1.
 ** `path` must outlive the job. */
 SL_API void sl_file_sink(sl_operator *op, const char *path);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints, savepoints, restore                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A checkpoint of one store has two parts. The synchronous part,
+** sl_snapshot_begin(), runs on the thread that owns the store: it commits
+** and pins a second, read-only connection to exactly that commit. The
+** asynchronous part, sl_snapshot_write(), may run on any other thread while
+** the owner goes on writing and committing: it copies the pinned state with
+** SQLite's online backup API into `<target>/<operator>/<subtask>.db.zst`, a
+** zstd stream with a CRC-32C checksum, without an uncompressed temporary copy
+** when it can. sl_snapshot_end(), on the owner thread again, records the
+** checkpoint in the state file and releases the handle.
+**
+** A checkpoint directory (sl_chkdir) holds `chk-<n>/` directories of
+** snapshot files, published by a MANIFEST once every instance is done, and
+** `savepoints/<name>/` of the same layout. Restore picks the newest
+** checkpoint that verifies (or a named savepoint), falling back to older ones
+** and saying why, and rescales it when the parallelism changes. The layout
+** and the MANIFEST format are described in docs/SNAPSHOTS.md. */
+
+/* Kinds of snapshots. */
+#define SL_CHECKPOINT 1  /* taken by the runtime; removed by retention */
+#define SL_SAVEPOINT  2  /* taken on request; never removed automatically */
+
+typedef struct sl_snapshot sl_snapshot;
+
+/* Settings of a snapshot. Initialise with sl_snapshot_config_init(). */
+typedef struct sl_snapshot_config {
+  /* zstd level, 1..19 (default 3). */
+  int level;
+  /* SL_SNAPSHOT_* flags. */
+  int flags;
+} sl_snapshot_config;
+
+/* Always go through an uncompressed temporary copy of the database instead
+** of streaming the backup into the compressor (needs that much more disk). */
+#define SL_SNAPSHOT_NO_STREAM 1
+
+/* Fills *cfg with the defaults above. */
+SL_API void sl_snapshot_config_init(sl_snapshot_config *cfg);
+
+/* What a finished snapshot is: everything the checkpoint directory needs to
+** publish it (see sl_chkdir_publish()), and its figures. A plain value:
+** copy it freely, it points at nothing. */
+typedef struct sl_snapshot_info {
+  int64_t id;                /* checkpoint (or savepoint) id */
+  int kind;                  /* SL_CHECKPOINT or SL_SAVEPOINT */
+  char op[129];              /* the operator */
+  int subtask, parallelism, max_parallelism;
+  uint64_t bytes;            /* size of the .db.zst file */
+  uint64_t raw_bytes;        /* size of the database it holds */
+  uint32_t checksum;         /* CRC-32C of the .db.zst file */
+  int64_t started_ms;        /* when sl_snapshot_begin() started (Unix ms) */
+  int64_t sync_us;           /* duration of the synchronous part */
+  int64_t async_us;          /* duration of sl_snapshot_write() */
+  uint64_t peak_disk_bytes;  /* most bytes of temporary files at any time */
+  int streamed;              /* 1: no uncompressed temporary copy was made */
+} sl_snapshot_info;
+
+/* The synchronous part of a checkpoint, on the thread that owns `st`:
+** commits the store (sl_store_commit()) and opens a read-only connection to
+** the state file holding a read transaction of exactly that commit. `target`
+** is the directory of the checkpoint (see sl_chkdir_target()); the directory
+** `<target>/<operator>` is created. `id` >= 1 and `kind` (SL_CHECKPOINT or
+** SL_SAVEPOINT) are recorded with it. cfg may be NULL for the defaults.
+**
+** On success *out is a handle that must be given to sl_snapshot_end() on
+** this thread, before sl_store_close(). On failure *out is NULL and
+** sl_errmsg(st) says why. Errors: those of sl_store_commit(), SL_MISUSE
+** (NULL argument, bad id, kind or level, an iterator open), SL_IOERR,
+** SL_NOMEM, SL_BUSY. The store's allocator is used only here and in
+** sl_snapshot_end(), on the owner thread. */
+SL_API int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
+                             const sl_snapshot_config *cfg, sl_snapshot **out);
+
+/* The asynchronous part: writes `<target>/<operator>/<subtask>.db.zst`
+** holding exactly the state of the commit of sl_snapshot_begin(), whatever
+** the owner has written since. It may run on any thread, once per handle,
+** while the owner thread goes on using the store (but not sl_snapshot_end()
+** of this handle). The file is written as `<subtask>.db.zst.tmp`, synced and
+** renamed, so the name appears only complete. The backup is streamed into
+** the compressor; should SQLite write a page out of order, the attempt is
+** dropped and the file made from an uncompressed temporary copy instead
+** (sl_snapshot_get_info() tells which, and the peak disk use).
+**
+** Returns SL_OK; SL_MISUSE when called twice or on a bad handle; SL_FULL,
+** SL_IOERR, SL_NOMEM, SL_ERROR. sl_errmsg(sn) says why; the temporary files
+** are removed. Allocates nothing through the store's allocator. */
+SL_API int sl_snapshot_write(sl_snapshot *sn);
+
+/* Copies the figures of a written snapshot into *info. SL_MISUSE unless
+** sl_snapshot_write() succeeded. Any thread, when no other call on sn runs. */
+SL_API int sl_snapshot_get_info(sl_snapshot *sn, sl_snapshot_info *info);
+
+/* Ends a snapshot on the owner thread and frees the handle (NULL is
+** accepted). When sl_snapshot_write() succeeded, appends a row to the table
+** sl_checkpoints(id, kind, started_ms, sync_ms, async_ms, bytes, raw_bytes)
+** of the state file (creating it when missing) and sets last_checkpoint in
+** sl_meta; both are part of the store's open transaction and become durable
+** with its next commit. Returns SL_OK, the error of recording (sl_errmsg(st)
+** says why; the handle is freed all the same), or SL_MISUSE (and frees
+** nothing) while sl_snapshot_write() runs. When the write failed, its code
+** is returned and sl_errmsg(st) repeats its message. */
+SL_API int sl_snapshot_end(sl_snapshot *sn);
+
+/* A checkpoint directory. */
+typedef struct sl_chkdir sl_chkdir;
+
+/* Called with what a checkpoint directory finds and does: a checkpoint that
+** does not verify and why (rc the error), a fallback, removals by retention
+** and of garbage (rc SL_OK). msg is valid during the call. */
+typedef void (*sl_report_fn)(void *ud, int rc, const char *msg);
+
+/* Settings of a checkpoint directory. Initialise with
+** sl_chkdir_config_init(). */
+typedef struct sl_chkdir_config {
+  /* Complete checkpoints kept, newest first (default 2, at least 1). */
+  int keep;
+  /* Bytes the kept checkpoints may use together; 0 = no budget. The newest
+  ** complete checkpoint is kept even when it alone is larger. */
+  uint64_t max_bytes;
+  /* The most bytes a restored database may have (default 64 GiB): larger
+  ** snapshot files are refused before anything is decompressed. */
+  uint64_t max_raw_bytes;
+  /* SL_CHKDIR_* flags. */
+  int flags;
+  /* Allocator for the directory's own memory; NULL for malloc. */
+  const sl_allocator *allocator;
+  sl_report_fn report;
+  void *report_ud;
+} sl_chkdir_config;
+
+/* Only look: no garbage removal, no retention; publishing and restore are
+** refused. For tools that inspect a directory a job is using. */
+#define SL_CHKDIR_READONLY 1
+
+SL_API void sl_chkdir_config_init(sl_chkdir_config *cfg);
+
+/* Opens (creating it when missing) the checkpoint directory `dir`. Unless
+** read-only, removes the garbage: every chk-<n> and savepoints/<name>
+** directory without a MANIFEST (an unfinished or aborted checkpoint) and
+** leftover temporary files. *out is set to a handle even when the open fails
+** (except when even that allocation fails: *out NULL and SL_NOMEM), for
+** sl_errmsg(); close it with sl_chkdir_close(). Errors: SL_MISUSE, SL_NOMEM,
+** SL_IOERR, SL_FULL. One thread at a time per handle. */
+SL_API int sl_chkdir_open(const char *dir, const sl_chkdir_config *cfg, sl_chkdir **out);
+
+/* Frees the handle; accepts NULL. Returns SL_OK. */
+SL_API int sl_chkdir_close(sl_chkdir *cd);
+
+/* The directory to give to sl_snapshot_begin() for checkpoint `id`
+** (`<dir>/chk-<id>`) or, when savepoint is not NULL, for that savepoint
+** (`<dir>/savepoints/<name>`, name as an operator name); it is created.
+** *path is valid until the next call on cd. SL_MISUSE when that checkpoint
+** or savepoint is already published, or for a bad id or name. */
+SL_API int sl_chkdir_target(sl_chkdir *cd, int64_t id, const char *savepoint,
+                            const char **path);
+
+/* Publishes checkpoint `id` (or the savepoint) made of the n snapshots
+** described by files[] (from sl_snapshot_get_info(), in any order): checks that
+** they are all of this id and kind, that every operator's parallelism and
+** max parallelism agree and each of its subtasks appears exactly once, and
+** that each file exists with its size; then writes MANIFEST atomically (temp
+** file, fsync, rename, fsync of the directories). A checkpoint then applies
+** retention: the newest `keep` complete checkpoints stay, older ones go, and
+** then the oldest while over max_bytes, never the one just published.
+** Errors: SL_MISUSE (bad arguments, read-only), SL_MISMATCH (files that do
+** not form a checkpoint), SL_NOTFOUND (a file is missing), SL_IOERR,
+** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST. */
+SL_API int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
+                             const sl_snapshot_info *files, int n);
+
+/* Removes an unpublished checkpoint (or savepoint) directory, for example
+** after an instance failed to write its snapshot. SL_MISUSE for a published
+** one. */
+SL_API int sl_chkdir_discard(sl_chkdir *cd, int64_t id, const char *savepoint);
+
+/* Applies retention now (see sl_chkdir_publish()). Sets *removed (may be
+** NULL) to the number of checkpoints removed. */
+SL_API int sl_chkdir_gc(sl_chkdir *cd, int *removed);
+
+/* One checkpoint or savepoint of a directory. */
+typedef struct sl_chk_entry {
+  int64_t id;                /* from the MANIFEST (or the directory name) */
+  int kind;                  /* SL_CHECKPOINT or SL_SAVEPOINT */
+  const char *name;          /* savepoint name; NULL for a checkpoint */
+  const char *path;          /* its directory */
+  int64_t time_ms;           /* from the MANIFEST; 0 when it does not parse */
+  uint64_t bytes;            /* bytes of its files */
+  int complete;              /* 1: it has a MANIFEST */
+  int valid;                 /* 1: the MANIFEST parses (the files are not
+                                checked; see sl_chkdir_verify()) */
+} sl_chk_entry;
+
+/* Lists the checkpoints (by ascending id) and then the savepoints (by name).
+** *out points at *n entries owned by cd, valid until the next call on cd. */
+SL_API int sl_chkdir_list(sl_chkdir *cd, const sl_chk_entry **out, int *n);
+
+/* 1 + the highest id of any checkpoint or savepoint (1 when empty): the id
+** for the next checkpoint. */
+SL_API int sl_chkdir_next_id(sl_chkdir *cd, int64_t *id);
+
+/* Verifies checkpoint `id` (or the savepoint): its MANIFEST parses, every
+** file exists with the size and CRC-32C the MANIFEST gives, and its zstd
+** frames declare the raw size the MANIFEST gives (within max_raw_bytes).
+** Returns SL_OK; SL_NOTFOUND when there is no such checkpoint; SL_CORRUPT
+** (sl_errmsg(cd) names the file and what is wrong), SL_MISMATCH (a format
+** this library does not read), SL_IOERR, SL_NOMEM. */
+SL_API int sl_chkdir_verify(sl_chkdir *cd, int64_t id, const char *savepoint);
+
+/* A new parallelism of an operator for sl_chkdir_restore(). */
+typedef struct sl_rescale {
+  const char *op;
+  int parallelism;           /* 1..the checkpoint's max parallelism */
+} sl_rescale;
+
+/* Restores the state files of every operator of a checkpoint into
+** `<state_dir>/<operator>/<subtask>.db`. Which checkpoint: the savepoint
+** `savepoint` when not NULL; else checkpoint `id` when id > 0; else the
+** newest checkpoint that verifies: one that does not (MANIFEST, file sizes,
+** checksums, frames, or the databases inside: application_id, format,
+** sl_meta, schema, quick_check) is reported through the report callback with
+** the file and the reason, and the previous one is tried. Snapshot files are
+** untrusted input: they are decompressed with a bound, opened defensively
+** (SQLITE_DBCONFIG_DEFENSIVE, trusted_schema off, no extensions) and refused
+** when they hold triggers, views, virtual tables or tables other than their
+** states and statelite's own.
+**
+** Every file of every operator is first made and checked under
+** `<state_dir>/<operator>/.restore/`; only then are the old working files
+** (with their -wal and -shm) replaced by rename, and files of instances
+** beyond the new parallelism removed. The restored files record the
+** checkpoint id as last_checkpoint. No store of these operators may be open.
+**
+** rescale[] (n_rescale entries, may be NULL) gives operators a new
+** parallelism: keyed rows then move to the instance owning their key group,
+** operator list state is split evenly or unioned as registered, broadcast
+** state is copied to every instance. *restored (may be NULL) gets the id.
+** Returns SL_OK; SL_NOTFOUND when there is no checkpoint (or no such
+** savepoint); SL_CORRUPT when none verifies (the message lists why each
+** failed); SL_MISUSE, SL_MISMATCH, SL_IOERR, SL_FULL, SL_NOMEM. */
+SL_API int sl_chkdir_restore(sl_chkdir *cd, int64_t id, const char *savepoint,
+                             const char *state_dir, const sl_rescale *rescale,
+                             int n_rescale, int64_t *restored);
 
 #ifdef __cplusplus
 }

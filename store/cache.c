@@ -62,7 +62,8 @@ slEntry *slCacheFind(sl_store *st, sl_state *s, const unsigned char *k, uint32_t
                      uint32_t hash) {
   slEntry *e = st->buckets[hash & (st->nbuckets - 1)];
   for (; e; e = e->hnext)
-    if (e->hash == hash && e->s == s && e->klen == klen && memcmp(e->kbytes, k, klen) == 0) break;
+    if (e->hash == hash && e->s == s && e->klen == klen && (!klen || memcmp(e->kbytes, k, klen) == 0))
+      break;
   return e;
 }
 

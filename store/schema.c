@@ -4,7 +4,9 @@
 ** the SQL of each state's prepared statements.
 */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store/store.h"
 
@@ -33,8 +35,10 @@ int slSchemaInit(sl_store *st) {
   return SL_OK;
 }
 
+/* SQLite compares names without regard to case, and so does this. */
 static int slIsReservedCol(const char *name) {
-  return strcmp(name, "kg") == 0 || strcmp(name, "seq") == 0 || strcmp(name, "expires_at") == 0;
+  return strcasecmp(name, "kg") == 0 || strcasecmp(name, "seq") == 0 ||
+         strcasecmp(name, "expires_at") == 0;
 }
 
 /* Checks one group of columns of a descriptor. */
@@ -65,7 +69,7 @@ static int slCheckCols(sl_store *st, const sl_state_desc *d, const char *what, c
   return SL_OK;
 }
 
-static int slCheckDesc(sl_store *st, const sl_state_desc *d) {
+static int slCheckDesc(sl_store *st, const sl_state_desc *d, int opened) {
   int rc, keyed, isMap, isAgg;
   const sl_column *groups[3];
   int counts[3];
@@ -75,8 +79,7 @@ static int slCheckDesc(sl_store *st, const sl_state_desc *d) {
                       "state name '%s' is not an identifier (letters, digits, underscore, 1..64 "
                       "characters, not starting with a digit)",
                       d->name ? d->name : "(null)");
-  if (strncmp(d->name, "sl_", 3) == 0 || strncmp(d->name, "SL_", 3) == 0 ||
-      strncmp(d->name, "Sl_", 3) == 0 || strncmp(d->name, "sL_", 3) == 0)
+  if (strncasecmp(d->name, "sl_", 3) == 0)
     return slStoreErr(st, SL_MISUSE, "state name '%s' starts with sl_, which is reserved", d->name);
   if (d->kind < SL_VALUE_STATE || d->kind > SL_BROADCAST_MAP)
     return slStoreErr(st, SL_MISUSE, "state '%s': unknown kind %d", d->name, d->kind);
@@ -87,7 +90,7 @@ static int slCheckDesc(sl_store *st, const sl_state_desc *d) {
   if (rc == SL_OK)
     rc = slCheckCols(st, d, "map-key", d->map_key, d->n_map_key, isMap, isMap ? SL_MAX_KEY_COLUMNS : 0);
   if (rc == SL_OK) rc = slCheckCols(st, d, "value", d->value, d->n_value, 1, SL_MAX_VALUE_COLUMNS);
-  if (rc == SL_OK && isAgg)
+  if (rc == SL_OK && isAgg && !opened)
     rc = slCheckCols(st, d, "result", d->result, d->n_result, 1, SL_MAX_VALUE_COLUMNS);
   if (rc) return rc;
   /* no name twice among the stored columns */
@@ -98,7 +101,7 @@ static int slCheckDesc(sl_store *st, const sl_state_desc *d) {
     for (int i = 0; i < counts[g]; i++)
       for (int h = g; h < 3; h++)
         for (int j = (h == g ? i + 1 : 0); j < counts[h]; j++)
-          if (strcmp(groups[g][i].name, groups[h][j].name) == 0)
+          if (strcasecmp(groups[g][i].name, groups[h][j].name) == 0)
             return slStoreErr(st, SL_MISUSE, "state '%s': column name '%s' is used twice", d->name,
                               groups[g][i].name);
   if (d->ttl_ms < 0 || (d->ttl_ms > 0 && !keyed))
@@ -112,6 +115,7 @@ static int slCheckDesc(sl_store *st, const sl_state_desc *d) {
                       "state '%s': an operator list state needs redistribution SL_SPLIT_EVEN or "
                       "SL_UNION",
                       d->name);
+  if (opened) return SL_OK;
   if (d->kind == SL_REDUCING_STATE && !d->reduce)
     return slStoreErr(st, SL_MISUSE, "state '%s': a reducing state needs a reduce callback", d->name);
   if (isAgg && (!d->agg_add || !d->agg_merge || !d->agg_result))
@@ -124,11 +128,13 @@ static int slCheckDesc(sl_store *st, const sl_state_desc *d) {
   return SL_OK;
 }
 
+static void slFreeConst(sl_store *st, const void *p) { slFree(&st->alloc, (void *)(uintptr_t)p); }
+
 static void slColsFree(sl_store *st, slCol *c, int n) {
   if (!c) return;
   for (int i = 0; i < n; i++) {
-    slFree(&st->alloc, c[i].name);
-    if (c[i].dflt.type == SL_TEXT || c[i].dflt.type == SL_BLOB) slFree(&st->alloc, (void *)c[i].dflt.v.p);
+    slFreeConst(st, c[i].name);
+    if (c[i].dflt.type == SL_TEXT || c[i].dflt.type == SL_BLOB) slFreeConst(st, c[i].dflt.v.p);
   }
   slFree(&st->alloc, c);
 }
@@ -519,18 +525,18 @@ static int slStateNew(sl_store *st, const sl_state_desc *d, sl_state **out) {
   return SL_OK;
 }
 
-int sl_state_register(sl_store *st, const sl_state_desc *desc, sl_state **out) {
+static int slRegister(sl_store *st, const sl_state_desc *desc, int opened, sl_state **out) {
   sl_state *s = NULL;
   sqlite3_stmt *q = NULL;
-  int rc = slStoreUsable(st), src;
-  if (rc) return rc;
-  if (!out) return slStoreErr(st, SL_MISUSE, "the output pointer is NULL");
-  *out = NULL;
+  int rc, src;
   rc = slStoreWritable(st);
-  if (rc == SL_OK) rc = slCheckDesc(st, desc);
+  if (rc == SL_OK) rc = slCheckDesc(st, desc, opened);
   if (rc) return rc;
   for (int i = 0; i < st->nstates; i++) {
-    if (strcmp(st->states[i]->name, desc->name) != 0) continue;
+    if (strcasecmp(st->states[i]->name, desc->name) != 0) continue;
+    if (strcmp(st->states[i]->name, desc->name) != 0)
+      return slStoreErr(st, SL_MISUSE, "state '%s' differs from state '%s' only in case; SQLite "
+                        "table names ignore case", desc->name, st->states[i]->name);
     if (!slSameDesc(st->states[i], desc))
       return slStoreErr(st, SL_MISMATCH,
                         "state '%s' is already registered with another descriptor", desc->name);
@@ -545,6 +551,7 @@ int sl_state_register(sl_store *st, const sl_state_desc *desc, sl_state **out) {
     st->capstates = cap;
   }
   rc = slStateNew(st, desc, &s);
+  if (rc == SL_OK) s->opened = opened;
   if (rc == SL_OK) {
     src = sqlite3_prepare_v2(st->db, "SELECT * FROM sl_states WHERE name=?", -1, &q, NULL);
     if (src == SQLITE_OK) {
@@ -569,6 +576,153 @@ int sl_state_register(sl_store *st, const sl_state_desc *desc, sl_state **out) {
   }
   st->states[st->nstates++] = s;
   *out = s;
+  return SL_OK;
+}
+
+int sl_state_register(sl_store *st, const sl_state_desc *desc, sl_state **out) {
+  int rc = slStoreUsable(st);
+  if (rc) return rc;
+  if (!out) return slStoreErr(st, SL_MISUSE, "the output pointer is NULL");
+  *out = NULL;
+  return slRegister(st, desc, 0, out);
+}
+
+static void slNamesFree(sl_store *st) {
+  for (int i = 0; i < st->nnames; i++) slFree(&st->alloc, st->names[i]);
+  slFree(&st->alloc, st->names);
+  st->names = NULL;
+  st->nnames = 0;
+}
+
+void slSchemaFree(sl_store *st) { slNamesFree(st); }
+
+int sl_store_list_states(sl_store *st, const char *const **names, int *n) {
+  sqlite3_stmt *q = NULL;
+  int rc = slStoreUsable(st), src, cap = 0;
+  if (rc) return rc;
+  if (!names || !n) return slStoreErr(st, SL_MISUSE, "sl_store_list_states: an output pointer is NULL");
+  slNamesFree(st);
+  src = sqlite3_prepare_v2(st->db, "SELECT name FROM sl_states ORDER BY name", -1, &q, NULL);
+  while (src == SQLITE_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    if (st->nnames == cap) {
+      int ncap = cap ? cap * 2 : 8;
+      char **p = slRealloc(&st->alloc, st->names, sizeof *p * (size_t)ncap);
+      if (!p) { rc = slStoreErr(st, SL_NOMEM, "out of memory"); break; }
+      st->names = p;
+      cap = ncap;
+    }
+    st->names[st->nnames] = slStrdup(&st->alloc, name ? name : "");
+    if (!st->names[st->nnames]) { rc = slStoreErr(st, SL_NOMEM, "out of memory"); break; }
+    st->nnames++;
+    src = SQLITE_OK;
+  }
+  sqlite3_finalize(q);
+  if (rc == SL_OK && src != SQLITE_DONE) rc = slStoreSqlErr(st, src, "cannot read sl_states");
+  if (rc) {
+    slNamesFree(st);
+    return rc;
+  }
+  *names = (const char *const *)st->names;
+  *n = st->nnames;
+  return SL_OK;
+}
+
+static int slKindParse(const char *s) {
+  for (int k = 1; k <= SL_BROADCAST_MAP; k++)
+    if (s && strcmp(s, slKindNames[k]) == 0) return k;
+  return 0;
+}
+
+int sl_state_open(sl_store *st, const char *name, sl_state **out) {
+  sqlite3_stmt *q = NULL;
+  sl_state_desc d;
+  sl_column cols[3][SL_MAX_VALUE_COLUMNS];
+  char bufs[3][4096];
+  char *names[SL_MAX_VALUE_COLUMNS];
+  int types[SL_MAX_VALUE_COLUMNS], counts[3];
+  int rc = slStoreUsable(st), src;
+  if (rc) return rc;
+  if (!name || !out) return slStoreErr(st, SL_MISUSE, "sl_state_open: a NULL argument");
+  *out = NULL;
+  for (int i = 0; i < st->nstates; i++)
+    if (strcmp(st->states[i]->name, name) == 0) {
+      *out = st->states[i];
+      return SL_OK;
+    }
+  memset(&d, 0, sizeof d);
+  src = sqlite3_prepare_v2(st->db,
+                           "SELECT kind, key_columns, map_key_columns, value_columns, ttl_ms, "
+                           "ttl_flags, redistribution FROM sl_states WHERE name=?",
+                           -1, &q, NULL);
+  if (src == SQLITE_OK) {
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    src = sqlite3_step(q);
+  }
+  if (src == SQLITE_DONE) {
+    sqlite3_finalize(q);
+    return slStoreErr(st, SL_NOTFOUND, "%s holds no state named '%s'", st->path, name);
+  }
+  if (src != SQLITE_ROW) {
+    sqlite3_finalize(q);
+    return slStoreSqlErr(st, src, "cannot read sl_states");
+  }
+  d.name = name;
+  d.kind = slKindParse((const char *)sqlite3_column_text(q, 0));
+  for (int g = 0; g < 3 && rc == SL_OK; g++) {
+    const unsigned char *t = sqlite3_column_text(q, 1 + g);
+    snprintf(bufs[g], sizeof bufs[g], "%s", t ? (const char *)t : "");
+    counts[g] = slColsParse(bufs[g], names, types, SL_MAX_VALUE_COLUMNS);
+    if (counts[g] < 0) rc = slStoreErr(st, SL_CORRUPT, "state '%s': sl_states holds malformed columns", name);
+    for (int i = 0; i < counts[g] && rc == SL_OK; i++) {
+      memset(&cols[g][i], 0, sizeof cols[g][i]);
+      cols[g][i].name = names[i];
+      cols[g][i].type = types[i];
+    }
+  }
+  d.ttl_ms = sqlite3_column_int64(q, 4);
+  d.ttl_flags = sqlite3_column_int(q, 5);
+  {
+    const unsigned char *r = sqlite3_column_text(q, 6);
+    d.redistribution = r && strcmp((const char *)r, "union") == 0 ? SL_UNION : SL_SPLIT_EVEN;
+  }
+  if (rc == SL_OK && !d.kind) rc = slStoreErr(st, SL_CORRUPT, "state '%s' has an unknown kind", name);
+  if (rc == SL_OK) {
+    d.n_key = counts[0];
+    d.key = cols[0];
+    d.n_map_key = counts[1];
+    d.map_key = cols[1];
+    d.n_value = counts[2];
+    d.value = cols[2];
+    d.n_input = counts[2];
+    rc = slRegister(st, &d, 1, out);
+  }
+  sqlite3_finalize(q);
+  return rc;
+}
+
+int sl_state_describe(sl_state *s, sl_state_desc *out) {
+  if (!s || s->hdr.magic != SL_MAGIC_STATE || !out) return SL_MISUSE;
+  memset(out, 0, sizeof *out);
+  out->name = s->name;
+  out->kind = s->kind;
+  out->n_key = s->n_key;
+  out->key = s->key;
+  out->n_map_key = s->n_mk;
+  out->map_key = s->mk;
+  out->n_value = s->n_val;
+  out->value = s->val;
+  out->ttl_ms = s->ttl_ms;
+  out->ttl_flags = s->ttl_flags;
+  out->redistribution = s->redistribution;
+  out->n_input = s->n_input;
+  out->n_result = s->n_result;
+  out->result = s->result;
+  out->reduce = s->reduce;
+  out->agg_add = s->agg_add;
+  out->agg_merge = s->agg_merge;
+  out->agg_result = s->agg_result;
+  out->ud = s->ud;
   return SL_OK;
 }
 

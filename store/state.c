@@ -31,10 +31,11 @@ static int slEnter(sl_state *s, unsigned kinds, int write, const char *call, con
     return slStoreErr(st, SL_MISUSE, "%s: state '%s' is %s state, not %s state", call, s->name,
                       slKindWord(s->kind), want);
   if (write && (rc = slStoreWritable(st)) != SL_OK) return rc;
-  if (!s->keyed || s->key_checked == st->key_gen) return SL_OK;
+  if (!s->keyed) return SL_OK;
   if (!st->key_set)
     return slStoreErr(st, SL_MISUSE, "%s: state '%s' is keyed and no key is set; call "
                       "sl_store_set_key() first", call, s->name);
+  if (s->key_checked == st->key_gen) return SL_OK;
   if (st->nkey != s->n_key)
     return slStoreErr(st, SL_MISUSE, "%s: state '%s' has %d key columns, the current key has %d",
                       call, s->name, s->n_key, st->nkey);
@@ -259,6 +260,9 @@ int sl_state_add(sl_state *s, const sl_value *in) {
   int rc = slEnter(s, SL_K(SL_REDUCING_STATE) | SL_K(SL_AGGREGATING_STATE), 1, "sl_state_add",
                    "a reducing or aggregating");
   if (rc) return rc;
+  if (s->opened)
+    return slStoreErr(s->store, SL_MISUSE, "sl_state_add: state '%s' was opened without its "
+                      "callbacks (sl_state_open); register it with sl_state_register()", s->name);
   if (s->kind == SL_REDUCING_STATE) rc = slCheckVals(s, s->val, s->n_val, in, "input");
   else if (!in) rc = slStoreErr(s->store, SL_MISUSE, "state '%s': the input values are NULL", s->name);
   if (rc) return rc;
@@ -290,6 +294,9 @@ int sl_agg_merge(sl_state *s, const sl_value *accIn) {
   sl_value out[SL_MAX_VALUE_COLUMNS];
   slEntry *e = NULL;
   int rc = slEnter(s, SL_K(SL_AGGREGATING_STATE), 1, "sl_agg_merge", "an aggregating");
+  if (rc == SL_OK && s->opened)
+    rc = slStoreErr(s->store, SL_MISUSE, "sl_agg_merge: state '%s' was opened without its callbacks",
+                    s->name);
   if (rc == SL_OK) rc = slCheckVals(s, s->val, s->n_val, accIn, "accumulator");
   if (rc) return rc;
   rc = slEntryOf(s, 1, &e);
@@ -311,6 +318,9 @@ int sl_agg_get(sl_state *s, const sl_value **out) {
   slEntry *e = NULL;
   int rc = slEnter(s, SL_K(SL_AGGREGATING_STATE), 0, "sl_agg_get", "an aggregating");
   if (rc) return rc;
+  if (s->opened)
+    return slStoreErr(s->store, SL_MISUSE, "sl_agg_get: state '%s' was opened without its callbacks",
+                      s->name);
   if (!out) return slStoreErr(s->store, SL_MISUSE, "sl_agg_get: the output pointer is NULL");
   *out = NULL;
   rc = slEntryOf(s, 1, &e);
@@ -352,16 +362,21 @@ static int slListAdd(sl_state *s, const sl_value *rows, size_t n, int replace, c
   for (size_t i = 0; i < n && rc == SL_OK; i++)
     rc = slCheckVals(s, s->val, s->n_val, rows + i * (size_t)s->n_val, "list");
   if (rc) return rc;
+  slEntry old;
   rc = slEntryOf(s, 0, &e);
   if (rc) return slLeave(s->store, rc, NULL);
   if (replace) {
-    slRowsFree(s->store, e);
+    /* the new rows may point into the old ones: free those last */
+    old = *e;
+    e->rows = NULL;
+    e->nrows = e->caprows = e->npersist = 0;
     e->flags |= SL_E_CLEARED | SL_E_LOADED;
     e->next_seq = 0;
   }
   exp = slExpiry(s);
   for (size_t i = 0; i < n && rc == SL_OK; i++)
     rc = slListAppend(s, e, rows + i * (size_t)s->n_val, exp);
+  if (replace) slRowsFree(s->store, &old);
   if (rc == SL_OK || replace) slCacheDirty(s->store, e);
   slCacheResize(s->store, e);
   return slLeave(s->store, rc, NULL);

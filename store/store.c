@@ -196,6 +196,29 @@ static int slPragmaInt(sl_store *st, const char *pragma, int64_t *out) {
   return src == SQLITE_OK ? SL_OK : slStoreSqlErr(st, src, "cannot read the state file");
 }
 
+/* An integer sl_meta value: SL_OK, SL_NOTFOUND when absent. */
+int slStoreMetaGetInt(sl_store *st, const char *name, int64_t *out) {
+  char v[64];
+  long long n;
+  int rc = slMetaGet(st, name, v, sizeof v);
+  if (rc) return rc;
+  if (!v[0]) return SL_NOTFOUND;
+  if (sscanf(v, "%lld", &n) != 1)
+    return slStoreErr(st, SL_CORRUPT, "%s: sl_meta value %s is not a number", st->path, name);
+  *out = n;
+  return SL_OK;
+}
+
+/* Sets an integer sl_meta value inside the store's write transaction, so
+** that it is committed together with the state. */
+int slStoreMetaSetInt(sl_store *st, const char *name, int64_t value) {
+  char v[32];
+  int rc = slStoreBegin(st);
+  if (rc) return rc;
+  snprintf(v, sizeof v, "%lld", (long long)value);
+  return slMetaPut(st, name, v);
+}
+
 /* Writes the schema and meta rows of a new state file. */
 static int slStoreCreate(sl_store *st) {
   char v[64];
@@ -297,6 +320,8 @@ static int slStoreOpenDb(sl_store *st, int create) {
   if (appid == 0 && version == 0 && ntables == 0) {
     if (!create)
       return slStoreErr(st, SL_CORRUPT, "%s is not a statelite state file (it is empty)", st->path);
+    if (sl_key_group_range(st->maxp, st->parallelism, st->subtask, &st->kg_first, &st->kg_last))
+      return slStoreErr(st, SL_MISUSE, "impossible parallelism");
     rc = slStoreCreate(st);
   } else {
     rc = slStoreCheck(st, appid, version);
@@ -372,6 +397,7 @@ int sl_store_close(sl_store *st) {
                       "with sl_iter_close() first", st->iters);
   slCacheFree(st);
   slTimerFree(st);
+  slSchemaFree(st);
   for (int i = 0; i < st->nstates; i++) slStateFree(st->states[i]);
   slFree(&st->alloc, st->states);
   if (st->db) {

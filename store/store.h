@@ -54,11 +54,8 @@ enum {
   SL_Q_COUNT
 };
 
-typedef struct slCol {
-  char *name;
-  int type;
-  sl_value dflt; /* TEXT/BLOB payload allocated */
-} slCol;
+/* A column of a state; its name and TEXT/BLOB default are allocated. */
+typedef sl_column slCol;
 
 struct sl_state {
   slHandle hdr;
@@ -85,13 +82,16 @@ struct sl_state {
   slEntry *dirty;            /* dirty entries */
   slEntry *all;              /* every cached entry */
   uint64_t key_checked;      /* store key generation that was type-checked */
+  int opened;                /* by sl_state_open(): no callbacks */
   sl_value *out;             /* list_get output */
   size_t out_cap;
   slRow *scratch;            /* aggregating result, callback output */
 };
 
 struct sl_store {
-  slHandle hdr;
+  slHandle hdr;              /* first: sl_errmsg() reads it from any handle */
+  char **names;              /* sl_store_list_states() */
+  int nnames;
   char errmsg[SL_ERRMSG_MAX];
   sl_allocator alloc;
   sl_config cfg;
@@ -139,10 +139,13 @@ SL_PRIVATE int64_t slStoreNow(sl_store *st);
 SL_PRIVATE int slStoreUsable(sl_store *st);
 SL_PRIVATE int slStoreWritable(sl_store *st);
 SL_PRIVATE int slStoreStepFailed(sl_store *st, int src, const char *what);
+SL_PRIVATE int slStoreMetaGetInt(sl_store *st, const char *name, int64_t *out);
+SL_PRIVATE int slStoreMetaSetInt(sl_store *st, const char *name, int64_t value);
 
 /* schema.c */
 SL_PRIVATE int slSchemaInit(sl_store *st);
 SL_PRIVATE void slStateFree(sl_state *s);
+SL_PRIVATE void slSchemaFree(sl_store *st);
 SL_PRIVATE int slStatePrepare(sl_state *s, int q, sqlite3_stmt **out);
 
 /* timer.c */
