@@ -1,0 +1,388 @@
+/*
+** snapshot.c — the checkpoint of one store: the synchronous part (commit,
+** then a read connection pinned to that commit), the asynchronous part (the
+** online backup streamed into a zstd file, or through an uncompressed
+** temporary copy when streaming is impossible) and the end, which records
+** the checkpoint in the state file.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapshot/snapshot.h"
+#include "store/history.h"
+
+/* Returned by the streaming attempt when SQLite wrote out of order. */
+#define SNAP_RETRY (-1)
+
+void sl_snapshot_config_init(sl_snapshot_config *cfg) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->level = 3;
+}
+
+static void snapFree(sl_snapshot *sn) {
+  sl_allocator a;
+  if (!sn) return;
+  a = sn->alloc;
+  if (sn->rdb) sqlite3_close(sn->rdb);
+  ZSTD_freeCCtx(sn->cctx);
+  slFree(&a, sn->dir);
+  slFree(&a, sn->final_path);
+  slFree(&a, sn->tmp_path);
+  slFree(&a, sn->raw_path);
+  slFree(&a, sn->page1);
+  slFree(&a, sn->head);
+  slFree(&a, sn->iobuf);
+  slFree(&a, sn->obuf);
+  sn->hdr.magic = SL_MAGIC_DEAD;
+  slFree(&a, sn);
+}
+
+/* One integer from a PRAGMA on the read connection. */
+static int snapPragma(sl_store *st, sqlite3 *db, const char *sql, int64_t *out) {
+  sqlite3_stmt *q = NULL;
+  int src = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+  if (src == SQLITE_OK) {
+    src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+      *out = sqlite3_column_int64(q, 0);
+      src = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(q);
+  if (src != SQLITE_OK)
+    return slStoreErr(st, src == SQLITE_BUSY ? SL_BUSY : SL_IOERR,
+                      "cannot pin the snapshot's read transaction on %s: %s", st->path,
+                      sqlite3_errmsg(db));
+  return SL_OK;
+}
+
+int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
+                      const sl_snapshot_config *cfg, sl_snapshot **out) {
+  sl_snapshot_config dflt;
+  sl_snapshot *sn = NULL;
+  int64_t t0 = slSnapMonoUs(), started = slNowMs(), v = 0;
+  int rc = slStoreUsable(st), src;
+  char err[SL_ERRMSG_MAX];
+  if (rc) return rc;
+  if (!out) return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: the output pointer is NULL");
+  *out = NULL;
+  if (!cfg) {
+    sl_snapshot_config_init(&dflt);
+    cfg = &dflt;
+  }
+  if (!target || !target[0])
+    return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: the target directory is NULL or empty");
+  if (id < 1) return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: id %lld is not >= 1", (long long)id);
+  if (kind != SL_CHECKPOINT && kind != SL_SAVEPOINT)
+    return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: kind %d is neither SL_CHECKPOINT nor "
+                      "SL_SAVEPOINT", kind);
+  if (cfg->level < 1 || cfg->level > 19)
+    return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: zstd level %d is outside 1..19", cfg->level);
+  if (cfg->flags & ~SL_SNAPSHOT_NO_STREAM)
+    return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: unknown flags 0x%x", (unsigned)cfg->flags);
+  if (strlen(target) > 3000)
+    return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: the target directory path is too long");
+
+  /* the synchronous part: commit, then pin a read transaction to it */
+  rc = sl_store_commit(st);
+  if (rc) return rc;
+  sn = slMalloc(&st->alloc, sizeof *sn);
+  if (!sn) return slStoreErr(st, SL_NOMEM, "out of memory");
+  memset(sn, 0, sizeof *sn);
+  sn->hdr.magic = SL_MAGIC_SNAPSHOT;
+  sn->hdr.errmsg = sn->errmsg;
+  sn->alloc = st->alloc;
+  sn->st = st;
+  atomic_init(&sn->state, SL_SNAP_BEGUN);
+  sn->level = cfg->level;
+  sn->flags = cfg->flags;
+  sn->dir = slSnapPrintf(&sn->alloc, "%s/%s", target, st->op);
+  sn->final_path = slSnapPrintf(&sn->alloc, "%s/%s/%d.db.zst", target, st->op, st->subtask);
+  sn->tmp_path = slSnapPrintf(&sn->alloc, "%s/%s/%d.db.zst.tmp", target, st->op, st->subtask);
+  sn->raw_path = slSnapPrintf(&sn->alloc, "%s/%s/%d.db.raw.tmp", target, st->op, st->subtask);
+  if (!sn->dir || !sn->final_path || !sn->tmp_path || !sn->raw_path) {
+    rc = slStoreErr(st, SL_NOMEM, "out of memory");
+    goto fail;
+  }
+  rc = slSnapMkdirs(err, sn->dir);
+  if (rc) {
+    slStoreErr(st, rc, "%s", err);
+    goto fail;
+  }
+  src = sqlite3_open_v2(st->path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+  if (src != SQLITE_OK) {
+    rc = slStoreErr(st, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+                    "cannot open a read connection to %s: %s", st->path,
+                    sn->rdb ? sqlite3_errmsg(sn->rdb) : sqlite3_errstr(src));
+    goto fail;
+  }
+  sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
+  sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
+  sqlite3_busy_timeout(sn->rdb, 5000);
+  src = sqlite3_exec(sn->rdb, "BEGIN", NULL, NULL, NULL);
+  if (src != SQLITE_OK) {
+    rc = slStoreErr(st, SL_IOERR, "cannot begin the snapshot's read transaction: %s",
+                    sqlite3_errmsg(sn->rdb));
+    goto fail;
+  }
+  rc = snapPragma(st, sn->rdb, "SELECT count(*) FROM sl_meta", &v);
+  if (rc == SL_OK) rc = snapPragma(st, sn->rdb, "PRAGMA page_size", &v);
+  if (rc == SL_OK) {
+    sn->pgsz = (uint32_t)v;
+    rc = snapPragma(st, sn->rdb, "PRAGMA page_count", &v);
+  }
+  if (rc) goto fail;
+  sn->npages = (uint64_t)v;
+  if (sn->pgsz < 512 || sn->pgsz > 65536 || (sn->pgsz & (sn->pgsz - 1)) || sn->npages < 1) {
+    rc = slStoreErr(st, SL_CORRUPT, "%s has an impossible page size %u or page count %llu",
+                    st->path, sn->pgsz, (unsigned long long)sn->npages);
+    goto fail;
+  }
+  sn->page1 = slMalloc(&sn->alloc, sn->pgsz);
+  sn->head = slMalloc(&sn->alloc, slSnapHeadReserve(sn->pgsz));
+  sn->iobuf = slMalloc(&sn->alloc, SL_SNAP_IOBUF);
+  sn->obuf = slMalloc(&sn->alloc, ZSTD_CStreamOutSize());
+  sn->cctx = ZSTD_createCCtx();
+  if (!sn->page1 || !sn->head || !sn->iobuf || !sn->obuf || !sn->cctx) {
+    rc = slStoreErr(st, SL_NOMEM, "out of memory");
+    goto fail;
+  }
+  sn->info.id = id;
+  sn->info.kind = kind;
+  snprintf(sn->info.op, sizeof sn->info.op, "%s", st->op);
+  sn->info.subtask = st->subtask;
+  sn->info.parallelism = st->parallelism;
+  sn->info.max_parallelism = st->maxp;
+  sn->info.raw_bytes = sn->npages * sn->pgsz;
+  sn->info.started_ms = started;
+  sn->info.sync_us = slSnapMonoUs() - t0;
+  *out = sn;
+  return SL_OK;
+fail:
+  snapFree(sn);
+  return rc;
+}
+
+/* Opens the destination of a backup and runs it to the end. */
+static int snapBackup(sl_snapshot *sn, const char *name, const char *vfs, const char *pragmas) {
+  sqlite3 *ddb = NULL;
+  sqlite3_backup *bk;
+  int rc = SL_OK;
+  int src = sqlite3_open_v2(name, &ddb,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
+  if (src == SQLITE_OK) src = sqlite3_exec(ddb, pragmas, NULL, NULL, NULL);
+  if (src != SQLITE_OK) {
+    rc = slError(sn->errmsg, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+                 "cannot open the backup destination %s: %s", name,
+                 ddb ? sqlite3_errmsg(ddb) : sqlite3_errstr(src));
+    sqlite3_close(ddb);
+    return rc;
+  }
+  bk = sqlite3_backup_init(ddb, "main", sn->rdb, "main");
+  if (!bk) {
+    rc = slError(sn->errmsg, SL_ERROR, "cannot start the backup: %s", sqlite3_errmsg(ddb));
+  } else {
+    src = sqlite3_backup_step(bk, -1);
+    sqlite3_backup_finish(bk);
+    if (src != SQLITE_DONE) {
+      int code = (src & 0xff) == SQLITE_FULL ? SL_FULL
+                 : (src & 0xff) == SQLITE_NOMEM ? SL_NOMEM
+                 : (src & 0xff) == SQLITE_BUSY || (src & 0xff) == SQLITE_LOCKED ? SL_BUSY
+                 : SL_IOERR;
+      rc = slError(sn->errmsg, code, "the backup of %s failed: %s", sn->st->path,
+                   sqlite3_errstr(src));
+    }
+  }
+  if (sqlite3_close(ddb) != SQLITE_OK && rc == SL_OK)
+    rc = slError(sn->errmsg, SL_ERROR, "cannot close the backup destination %s", name);
+  return rc;
+}
+
+/* Streams the backup into the zstd file: no uncompressed copy. */
+static int snapStream(sl_snapshot *sn, uint64_t *peak) {
+  size_t reserve = slSnapHeadReserve(sn->pgsz);
+  uint32_t crc;
+  slZOut z;
+  int rc, fd;
+  memset(&z, 0, sizeof z);
+  fd = open(sn->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return slError(sn->errmsg, slSnapErrnoRc(errno), "cannot create %s: %s", sn->tmp_path,
+                   strerror(errno));
+  z.fd = fd;
+  z.path = sn->tmp_path;
+  z.cctx = sn->cctx;
+  z.level = sn->level;
+  z.obuf = sn->obuf;
+  z.ocap = ZSTD_CStreamOutSize();
+  z.off = z.body_start = reserve;
+  rc = slSnapZBegin(sn->errmsg, &z, (sn->npages - 1) * sn->pgsz);
+  if (rc == SL_OK)
+    rc = slSnapZvfsInit(sn->errmsg, &sn->vfs, &z, sn->pgsz, sn->npages * sn->pgsz, sn->page1);
+  if (rc == SL_OK) {
+    rc = snapBackup(sn, "snapshot.db", sn->vfs.name,
+                    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=OFF; "
+                    "PRAGMA synchronous=OFF; PRAGMA cache_size=16;");
+    if (sn->vfs.io_rc) {
+      rc = slError(sn->errmsg, sn->vfs.io_rc, "%s", sn->vfs.why);
+    } else if (sn->vfs.failed) {
+      snprintf(sn->errmsg, sizeof sn->errmsg, "%s", sn->vfs.why);
+      rc = SNAP_RETRY;
+    } else if (rc == SL_OK && (!sn->vfs.have_page1 || sn->vfs.next_off != sn->npages * sn->pgsz)) {
+      rc = slError(sn->errmsg, SL_ERROR,
+                   "the backup of %s wrote %llu of its %llu bytes", sn->st->path,
+                   (unsigned long long)(sn->vfs.have_page1 ? sn->vfs.next_off : 0),
+                   (unsigned long long)(sn->npages * sn->pgsz));
+    }
+  }
+  slSnapZvfsShutdown(&sn->vfs);
+  if (rc == SL_OK) rc = slSnapZEnd(sn->errmsg, &z);
+  if (rc == SL_OK)
+    rc = slSnapZHead(sn->errmsg, sn->cctx, sn->level, sn->page1, sn->pgsz, sn->head, reserve);
+  if (rc == SL_OK) rc = slSnapPwrite(sn->errmsg, fd, sn->head, reserve, 0, sn->tmp_path);
+  if (rc == SL_OK && fsync(fd) != 0)
+    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot sync %s: %s", sn->tmp_path,
+                 strerror(errno));
+  if (close(fd) != 0 && rc == SL_OK)
+    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot close %s: %s", sn->tmp_path,
+                 strerror(errno));
+  if (rc == SL_OK) {
+    crc = slSnapCrc(0, sn->head, reserve);
+    sn->info.checksum = slSnapCrcCombine(crc, z.crc, z.off - reserve);
+    sn->info.bytes = z.off;
+  }
+  *peak = z.off;
+  return rc;
+}
+
+/* The fallback: a backup into an uncompressed temporary file, compressed
+** afterwards. */
+static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
+  slZOut z;
+  int64_t raw;
+  int rc, fd;
+  memset(&z, 0, sizeof z);
+  rc = slSnapUnlink(sn->errmsg, sn->raw_path);
+  if (rc == SL_OK)
+    rc = snapBackup(sn, sn->raw_path, NULL,
+                    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=OFF; "
+                    "PRAGMA synchronous=OFF;");
+  if (rc) return rc;
+  raw = slSnapFileSize(sn->raw_path);
+  if (raw < 0 || (uint64_t)raw != sn->npages * sn->pgsz)
+    return slError(sn->errmsg, SL_ERROR, "the backup copy %s has %lld bytes, not %llu",
+                   sn->raw_path, (long long)raw, (unsigned long long)(sn->npages * sn->pgsz));
+  fd = open(sn->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return slError(sn->errmsg, slSnapErrnoRc(errno), "cannot create %s: %s", sn->tmp_path,
+                   strerror(errno));
+  z.fd = fd;
+  z.path = sn->tmp_path;
+  z.cctx = sn->cctx;
+  z.level = sn->level;
+  z.obuf = sn->obuf;
+  z.ocap = ZSTD_CStreamOutSize();
+  rc = slSnapZBegin(sn->errmsg, &z, (uint64_t)raw);
+  if (rc == SL_OK) rc = slSnapCompressFile(sn->errmsg, &z, sn->raw_path, sn->iobuf, SL_SNAP_IOBUF);
+  if (rc == SL_OK) rc = slSnapZEnd(sn->errmsg, &z);
+  if (rc == SL_OK && fsync(fd) != 0)
+    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot sync %s: %s", sn->tmp_path,
+                 strerror(errno));
+  if (close(fd) != 0 && rc == SL_OK)
+    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot close %s: %s", sn->tmp_path,
+                 strerror(errno));
+  *peak = (uint64_t)raw + z.off;
+  if (rc == SL_OK) {
+    sn->info.checksum = z.crc;
+    sn->info.bytes = z.off;
+    rc = slSnapUnlink(sn->errmsg, sn->raw_path);
+  }
+  return rc;
+}
+
+int sl_snapshot_write(sl_snapshot *sn) {
+  int expected = SL_SNAP_BEGUN, rc = SL_OK;
+  int64_t t0;
+  uint64_t peak = 0, peak2 = 0;
+  char why[SL_ERRMSG_MAX];
+  if (!sn || sn->hdr.magic != SL_MAGIC_SNAPSHOT) return SL_MISUSE;
+  if (!atomic_compare_exchange_strong(&sn->state, &expected, SL_SNAP_WRITING))
+    return slError(sn->errmsg, SL_MISUSE, "sl_snapshot_write() was already called on this snapshot");
+  sn->errmsg[0] = 0;
+  t0 = slSnapMonoUs();
+  sn->info.streamed = 0;
+  if (!(sn->flags & SL_SNAPSHOT_NO_STREAM)) {
+    rc = snapStream(sn, &peak);
+    if (rc == SL_OK) sn->info.streamed = 1;
+  }
+  if ((sn->flags & SL_SNAPSHOT_NO_STREAM) || rc == SNAP_RETRY) {
+    snprintf(why, sizeof why, "%s", sn->errmsg);
+    sn->errmsg[0] = 0;
+    slSnapUnlink(sn->errmsg, sn->tmp_path);
+    rc = snapViaCopy(sn, &peak2);
+    if (peak2 > peak) peak = peak2;
+  }
+  if (rc == SL_OK && rename(sn->tmp_path, sn->final_path) != 0)
+    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot rename %s into place: %s",
+                 sn->tmp_path, strerror(errno));
+  if (rc == SL_OK) rc = slSnapSyncDir(sn->errmsg, sn->dir);
+  if (rc != SL_OK) {
+    char ignored[SL_ERRMSG_MAX];
+    unlink(sn->tmp_path);
+    unlink(sn->raw_path);
+    slSnapUnlink(ignored, sn->final_path);
+  }
+  /* the read transaction is no longer needed: let the WAL be checkpointed */
+  sqlite3_close(sn->rdb);
+  sn->rdb = NULL;
+  sn->info.peak_disk_bytes = peak;
+  sn->info.async_us = slSnapMonoUs() - t0;
+  sn->write_rc = rc;
+  atomic_store(&sn->state, rc == SL_OK ? SL_SNAP_WRITTEN : SL_SNAP_FAILED);
+  return rc;
+}
+
+int sl_snapshot_get_info(sl_snapshot *sn, sl_snapshot_info *info) {
+  if (!sn || sn->hdr.magic != SL_MAGIC_SNAPSHOT) return SL_MISUSE;
+  if (!info) return slError(sn->errmsg, SL_MISUSE, "sl_snapshot_get_info: the output pointer is NULL");
+  if (atomic_load(&sn->state) != SL_SNAP_WRITTEN)
+    return slError(sn->errmsg, SL_MISUSE,
+                   "sl_snapshot_get_info: the snapshot has not been written successfully");
+  *info = sn->info;
+  return SL_OK;
+}
+
+int sl_snapshot_end(sl_snapshot *sn) {
+  sl_store *st;
+  int rc = SL_OK, state;
+  if (!sn) return SL_OK;
+  if (sn->hdr.magic != SL_MAGIC_SNAPSHOT) return SL_MISUSE;
+  st = sn->st;
+  state = atomic_load(&sn->state);
+  if (state == SL_SNAP_WRITING)
+    return slStoreErr(st, SL_MISUSE,
+                      "sl_snapshot_end: sl_snapshot_write() of this snapshot is still running");
+  if (state == SL_SNAP_WRITTEN) {
+    rc = slStoreUsable(st);
+    if (rc == SL_OK) {
+      slHistoryRow row;
+      row.id = sn->info.id;
+      row.kind = sn->info.kind == SL_SAVEPOINT ? "savepoint" : "checkpoint";
+      row.started_ms = sn->info.started_ms;
+      row.sync_ms = (sn->info.sync_us + 500) / 1000;
+      row.async_ms = (sn->info.async_us + 500) / 1000;
+      row.bytes = sn->info.bytes;
+      row.raw_bytes = sn->info.raw_bytes;
+      rc = slHistoryRecord(st, &row);
+    }
+  } else if (state == SL_SNAP_FAILED) {
+    rc = slStoreErr(st, sn->write_rc, "the snapshot of checkpoint %lld was not written: %s",
+                    (long long)sn->info.id, sn->errmsg);
+  }
+  snapFree(sn);
+  return rc;
+}
