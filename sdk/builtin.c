@@ -1,0 +1,463 @@
+/*
+** builtin.c — the built-in sources and sinks: a deterministic generator, a
+** file of lines, a print sink, and an exactly-once file sink that publishes
+** each checkpoint's output only when the checkpoint is complete.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sdk/sdk.h"
+
+/* ---- generator ------------------------------------------------------------ */
+
+static const sl_column slGenFields[] = {
+    {"id", SL_INTEGER, {0, 0, {0}}}, {"key", SL_INTEGER, {0, 0, {0}}}, {"seq", SL_INTEGER, {0, 0, {0}}}};
+
+typedef struct slGenInst {
+  int64_t next; /* the next i this instance emits */
+} slGenInst;
+
+/* The first i >= from that instance `index` of p emits: its key belongs to
+** it, so that every key's sequence comes from one instance, in order. */
+static int64_t slGenNext(const sl_generator_config *cfg, int64_t from, int index, int p) {
+  int64_t i = from;
+  while (i < cfg->count && (i % cfg->keys) % p != index) i++;
+  return i < cfg->count ? i : cfg->count;
+}
+
+static int slGenOpen(sl_ctx *ctx, void *ud) {
+  const sl_generator_config *cfg = ud;
+  slGenInst *g = sl_ctx_instance(ctx);
+  int index = 0, p = 1;
+  if (!cfg || cfg->count < 0 || cfg->keys < 1) {
+    sl_ctx_error(ctx, "the generator needs count >= 0 and keys >= 1");
+    return SL_MISUSE;
+  }
+  sl_ctx_subtask(ctx, &index, &p);
+  g->next = slGenNext(cfg, 0, index, p);
+  return SL_OK;
+}
+
+static int slGenRead(sl_ctx *ctx, void *ud) {
+  const sl_generator_config *cfg = ud;
+  slGenInst *g = sl_ctx_instance(ctx);
+  int64_t per = cfg->records_per_read > 0 ? cfg->records_per_read : 64;
+  int index = 0, p = 1;
+  sl_ctx_subtask(ctx, &index, &p);
+  if (g->next >= cfg->count) return SL_DONE;
+  if (cfg->delay_us_per_read > 0) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(cfg->delay_us_per_read / 1000000);
+    ts.tv_nsec = (long)(cfg->delay_us_per_read % 1000000) * 1000;
+    nanosleep(&ts, NULL);
+  }
+  for (int64_t k = 0; k < per && g->next < cfg->count; k++) {
+    sl_value f[3];
+    int64_t i = g->next;
+    int rc;
+    f[0] = sl_int(i);
+    f[1] = sl_int(i % cfg->keys);
+    f[2] = sl_int(i / cfg->keys);
+    rc = sl_ctx_emit(ctx, f, 3, i);
+    if (rc) return rc;
+    g->next = slGenNext(cfg, i + 1, index, p);
+  }
+  return SL_OK;
+}
+
+static int slGenPosition(sl_ctx *ctx, int64_t *pos, void *ud) {
+  (void)ud;
+  *pos = ((slGenInst *)sl_ctx_instance(ctx))->next;
+  return SL_OK;
+}
+
+static int slGenSeek(sl_ctx *ctx, int64_t pos, void *ud) {
+  const sl_generator_config *cfg = ud;
+  int index = 0, p = 1;
+  sl_ctx_subtask(ctx, &index, &p);
+  if (pos < 0 || pos > cfg->count || (pos < cfg->count && (pos % cfg->keys) % p != index)) {
+    sl_ctx_error(ctx, "generator position %lld does not belong to instance %d of %d", (long long)pos,
+                 index, p);
+    return SL_CORRUPT;
+  }
+  ((slGenInst *)sl_ctx_instance(ctx))->next = pos;
+  return SL_OK;
+}
+
+void sl_generator_source(sl_source *src, const sl_generator_config *cfg) {
+  if (!src) return;
+  memset(src, 0, sizeof *src);
+  src->open = slGenOpen;
+  src->read = slGenRead;
+  src->position = slGenPosition;
+  src->seek = slGenSeek;
+  src->ud = (void *)cfg;
+  src->instance_size = sizeof(slGenInst);
+  src->out = slGenFields;
+  src->n_out = 3;
+  src->watermark_delay_ms = 0;
+}
+
+/* ---- rendering records as lines --------------------------------------------- */
+
+typedef struct slLine {
+  const sl_allocator *a;
+  char *p;
+  size_t n, cap;
+} slLine;
+
+static int slLineAdd(slLine *l, const void *p, size_t n) {
+  if (l->n + n + 1 > l->cap) {
+    size_t cap = l->cap ? l->cap : 128;
+    char *q;
+    while (cap < l->n + n + 1) cap *= 2;
+    q = slRealloc(l->a, l->p, cap);
+    if (!q) return SL_NOMEM;
+    l->p = q;
+    l->cap = cap;
+  }
+  memcpy(l->p + l->n, p, n);
+  l->n += n;
+  l->p[l->n] = 0;
+  return SL_OK;
+}
+
+/* ---- file of lines ----------------------------------------------------------- */
+
+static const sl_column slLineFields[] = {{"line", SL_TEXT, {0, 0, {0}}}};
+
+typedef struct slFileInst {
+  FILE *f;
+  int64_t pos;
+  slLine line;
+} slFileInst;
+
+static const sl_allocator *slCtxAlloc(sl_ctx *ctx) { return &ctx->inst->job->alloc; }
+
+/* Reads one line (without its newline) into fi->line: 1, 0 at the end of
+** the file, or an error code. *len is the bytes consumed. */
+static int slReadLine(slFileInst *fi, size_t *len) {
+  int c, rc;
+  fi->line.n = 0;
+  *len = 0;
+  while ((c = getc(fi->f)) != EOF) {
+    char ch = (char)c;
+    (*len)++;
+    if (ch == '\n') return 1;
+    rc = slLineAdd(&fi->line, &ch, 1);
+    if (rc) return -rc;
+  }
+  if (ferror(fi->f)) return -SL_IOERR;
+  return *len > 0;
+}
+
+static int slFileOpen(sl_ctx *ctx, void *ud) {
+  slFileInst *fi = sl_ctx_instance(ctx);
+  int p = 1;
+  sl_ctx_subtask(ctx, NULL, &p);
+  if (p != 1) {
+    sl_ctx_error(ctx, "the file source reads one file and runs with parallelism 1, not %d", p);
+    return SL_MISUSE;
+  }
+  fi->line.a = slCtxAlloc(ctx);
+  fi->f = fopen((const char *)ud, "rb");
+  if (!fi->f) {
+    sl_ctx_error(ctx, "cannot open %s: %s", (const char *)ud, strerror(errno));
+    return SL_IOERR;
+  }
+  return SL_OK;
+}
+
+static int slFileRead(sl_ctx *ctx, void *ud) {
+  slFileInst *fi = sl_ctx_instance(ctx);
+  (void)ud;
+  for (int k = 0; k < 64; k++) {
+    size_t used = 0;
+    int got = slReadLine(fi, &used), rc;
+    int64_t at = fi->pos;
+    sl_value v;
+    if (got < 0) {
+      sl_ctx_error(ctx, "cannot read %s: %s", (const char *)ud, got == -SL_NOMEM ? "out of memory" : strerror(errno));
+      return -got;
+    }
+    if (got == 0) return k ? SL_OK : SL_DONE;
+    fi->pos += (int64_t)used;
+    v = sl_textn(fi->line.p ? fi->line.p : "", fi->line.n);
+    rc = sl_ctx_emit(ctx, &v, 1, at);
+    if (rc) return rc;
+  }
+  return SL_OK;
+}
+
+static int slFilePosition(sl_ctx *ctx, int64_t *pos, void *ud) {
+  (void)ud;
+  *pos = ((slFileInst *)sl_ctx_instance(ctx))->pos;
+  return SL_OK;
+}
+
+static int slFileSeek(sl_ctx *ctx, int64_t pos, void *ud) {
+  slFileInst *fi = sl_ctx_instance(ctx);
+  if (pos < 0 || fseeko(fi->f, (off_t)pos, SEEK_SET) != 0) {
+    sl_ctx_error(ctx, "cannot seek %s to %lld: %s", (const char *)ud, (long long)pos, strerror(errno));
+    return SL_IOERR;
+  }
+  fi->pos = pos;
+  return SL_OK;
+}
+
+static int slFileClose(sl_ctx *ctx, void *ud) {
+  slFileInst *fi = sl_ctx_instance(ctx);
+  (void)ud;
+  if (fi->f) fclose(fi->f);
+  slFree(slCtxAlloc(ctx), fi->line.p);
+  fi->f = NULL;
+  fi->line.p = NULL;
+  return SL_OK;
+}
+
+void sl_file_source(sl_source *src, const char *path) {
+  if (!src) return;
+  memset(src, 0, sizeof *src);
+  src->open = slFileOpen;
+  src->read = slFileRead;
+  src->position = slFilePosition;
+  src->seek = slFileSeek;
+  src->close = slFileClose;
+  src->ud = (void *)path;
+  src->instance_size = sizeof(slFileInst);
+  src->out = slLineFields;
+  src->n_out = 1;
+  src->watermark_delay_ms = -1;
+}
+
+/* Renders fields tab-separated, with a newline. */
+static int slRender(slLine *l, const sl_record *rec) {
+  char num[64];
+  int rc = SL_OK;
+  l->n = 0;
+  for (int i = 0; i < rec->n && rc == SL_OK; i++) {
+    const sl_value *v = &rec->f[i];
+    if (i) rc = slLineAdd(l, "\t", 1);
+    if (rc) break;
+    switch (v->type) {
+      case SL_INTEGER:
+        snprintf(num, sizeof num, "%lld", (long long)v->v.i);
+        rc = slLineAdd(l, num, strlen(num));
+        break;
+      case SL_REAL:
+        snprintf(num, sizeof num, "%.17g", v->v.r);
+        rc = slLineAdd(l, num, strlen(num));
+        break;
+      case SL_TEXT: rc = slLineAdd(l, v->v.p, v->n); break;
+      case SL_BLOB:
+        for (size_t k = 0; k < v->n && rc == SL_OK; k++) {
+          snprintf(num, sizeof num, "%02x", ((const unsigned char *)v->v.p)[k]);
+          rc = slLineAdd(l, num, 2);
+        }
+        break;
+      default: break;
+    }
+  }
+  if (rc == SL_OK) rc = slLineAdd(l, "\n", 1);
+  return rc;
+}
+
+/* ---- print sink ---------------------------------------------------------------- */
+
+typedef struct slPrintInst {
+  slLine line;
+} slPrintInst;
+
+static int slPrintProcess(sl_ctx *ctx, const sl_record *rec, void *ud) {
+  slPrintInst *pi = sl_ctx_instance(ctx);
+  int rc;
+  pi->line.a = slCtxAlloc(ctx);
+  rc = slRender(&pi->line, rec);
+  if (rc) return rc;
+  if (fwrite(pi->line.p, 1, pi->line.n, ud ? (FILE *)ud : stdout) != pi->line.n) return SL_IOERR;
+  return SL_OK;
+}
+
+static int slPrintClose(sl_ctx *ctx, void *ud) {
+  slPrintInst *pi = sl_ctx_instance(ctx);
+  fflush(ud ? (FILE *)ud : stdout);
+  slFree(slCtxAlloc(ctx), pi->line.p);
+  pi->line.p = NULL;
+  return SL_OK;
+}
+
+void sl_print_sink(sl_operator *op, void *stdio_file) {
+  if (!op) return;
+  memset(op, 0, sizeof *op);
+  op->process = slPrintProcess;
+  op->close = slPrintClose;
+  op->ud = stdio_file;
+  op->instance_size = sizeof(slPrintInst);
+}
+
+/* ---- exactly-once file sink ------------------------------------------------------ */
+
+/* Output waits in state `pending` (epoch, line) until the checkpoint of its
+** epoch completes; `published` holds how many bytes of the output file are
+** published. Both are part of every checkpoint, so after a restore the sink
+** truncates the file to what the restored checkpoint had published and
+** publishes that checkpoint's pending lines again: exactly once. */
+static const sl_column slSinkPendingCols[] = {{"epoch", SL_INTEGER, {0, 0, {0}}},
+                                              {"line", SL_TEXT, {0, 0, {0}}}};
+static const sl_column slSinkKeyCols[] = {{"name", SL_TEXT, {0, 0, {0}}}};
+static const sl_column slSinkValCols[] = {{"value", SL_INTEGER, {0, 0, {0}}}};
+static const sl_state_desc slSinkStates[] = {
+    {"pending", SL_OPERATOR_LIST, 0, NULL, 0, NULL, 2, slSinkPendingCols, 0, 0, SL_UNION, NULL, 0, 0,
+     NULL, NULL, NULL, NULL, NULL},
+    {"published", SL_BROADCAST_MAP, 0, NULL, 1, slSinkKeyCols, 1, slSinkValCols, 0, 0, 0, NULL, 0, 0,
+     NULL, NULL, NULL, NULL, NULL}};
+
+typedef struct slSinkInst {
+  int64_t epoch;
+  slLine line;
+} slSinkInst;
+
+static int slSinkOpen(sl_ctx *ctx, void *ud) {
+  slSinkInst *si = sl_ctx_instance(ctx);
+  int p = 1;
+  (void)ud;
+  sl_ctx_subtask(ctx, NULL, &p);
+  if (p != 1) {
+    sl_ctx_error(ctx, "the exactly-once file sink writes one file and runs with parallelism 1, "
+                 "not %d", p);
+    return SL_MISUSE;
+  }
+  si->epoch = 1;
+  return SL_OK;
+}
+
+static int slSinkProcess(sl_ctx *ctx, const sl_record *rec, void *ud) {
+  slSinkInst *si = sl_ctx_instance(ctx);
+  sl_value row[2];
+  int rc;
+  (void)ud;
+  si->line.a = slCtxAlloc(ctx);
+  rc = slRender(&si->line, rec);
+  if (rc) return rc;
+  row[0] = sl_int(si->epoch);
+  row[1] = sl_textn(si->line.p, si->line.n);
+  return sl_list_add(sl_ctx_state(ctx, "pending"), row);
+}
+
+static int slSinkSnapshot(sl_ctx *ctx, int64_t id, void *ud) {
+  slSinkInst *si = sl_ctx_instance(ctx);
+  (void)ud;
+  si->epoch = id + 1;
+  return SL_OK;
+}
+
+static int slSinkNotify(sl_ctx *ctx, int64_t id, void *ud) {
+  const char *path = ud;
+  slSinkInst *si = sl_ctx_instance(ctx);
+  sl_state *pending = sl_ctx_state(ctx, "pending"), *pub = sl_ctx_state(ctx, "published");
+  const sl_value *rows, *v;
+  sl_value key = sl_text("bytes"), nv;
+  size_t n = 0, keep = 0;
+  int64_t published = 0, written = 0;
+  struct stat sb;
+  int fd, rc;
+  if (id + 1 > si->epoch) si->epoch = id + 1;
+  rc = sl_map_get(pub, &key, &v);
+  if (rc == SL_OK) published = v[0].v.i;
+  else if (rc != SL_NOTFOUND) return rc;
+  rc = sl_list_get(pending, &rows, &n);
+  if (rc != SL_OK && rc != SL_NOTFOUND) return rc;
+  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0 || fstat(fd, &sb) != 0) {
+    sl_ctx_error(ctx, "cannot open %s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return SL_IOERR;
+  }
+  if (sb.st_size < published) {
+    sl_ctx_error(ctx, "%s holds %lld bytes but %lld were published: it was changed by someone else",
+                 path, (long long)sb.st_size, (long long)published);
+    close(fd);
+    return SL_CORRUPT;
+  }
+  /* anything past `published` is output of a checkpoint that is not the one
+  ** restored: it will be produced again */
+  if ((sb.st_size > published && ftruncate(fd, (off_t)published) != 0) ||
+      lseek(fd, (off_t)published, SEEK_SET) < 0) {
+    sl_ctx_error(ctx, "cannot truncate %s: %s", path, strerror(errno));
+    close(fd);
+    return SL_IOERR;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const sl_value *r = rows + 2 * i;
+    const char *p = r[1].v.p;
+    size_t left = r[1].n;
+    if (r[0].v.i > id) continue;
+    while (left) {
+      ssize_t w = write(fd, p, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        sl_ctx_error(ctx, "cannot write %s: %s", path, strerror(errno));
+        close(fd);
+        return errno == ENOSPC ? SL_FULL : SL_IOERR;
+      }
+      p += w;
+      left -= (size_t)w;
+    }
+    written += (int64_t)r[1].n;
+  }
+  if (fsync(fd) != 0) {
+    sl_ctx_error(ctx, "cannot sync %s: %s", path, strerror(errno));
+    close(fd);
+    return SL_IOERR;
+  }
+  close(fd);
+  /* keep the lines of later epochs (compacted to the front) */
+  {
+    sl_value *later = NULL;
+    for (size_t i = 0; i < n; i++)
+      if (rows[2 * i].v.i > id) keep++;
+    if (keep) {
+      later = slMalloc(slCtxAlloc(ctx), sizeof *later * 2 * keep);
+      if (!later) return SL_NOMEM;
+      keep = 0;
+      for (size_t i = 0; i < n; i++)
+        if (rows[2 * i].v.i > id) {
+          later[2 * keep] = rows[2 * i];
+          later[2 * keep + 1] = rows[2 * i + 1];
+          keep++;
+        }
+    }
+    nv = sl_int(published + written);
+    rc = sl_list_update(pending, later, keep);
+    slFree(slCtxAlloc(ctx), later);
+    if (rc) return rc;
+  }
+  return sl_map_put(pub, &key, &nv);
+}
+
+static int slSinkClose(sl_ctx *ctx, void *ud) {
+  slSinkInst *si = sl_ctx_instance(ctx);
+  (void)ud;
+  slFree(slCtxAlloc(ctx), si->line.p);
+  si->line.p = NULL;
+  return SL_OK;
+}
+
+void sl_file_sink(sl_operator *op, const char *path) {
+  if (!op) return;
+  memset(op, 0, sizeof *op);
+  op->open = slSinkOpen;
+  op->process = slSinkProcess;
+  op->snapshot = slSinkSnapshot;
+  op->notify_checkpoint_complete = slSinkNotify;
+  op->close = slSinkClose;
+  op->ud = (void *)path;
+  op->instance_size = sizeof(slSinkInst);
+  op->states = slSinkStates;
+  op->n_states = 2;
+}

@@ -1,0 +1,146 @@
+/*
+** sdk_util.h — helpers of the SDK tests: running a job in a child process,
+** killing it with SIGKILL at random moments until it finishes, and reading
+** the output it published.
+*/
+#ifndef SL_SDK_UTIL_H
+#define SL_SDK_UTIL_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "statelite.h"
+#include "test.h"
+
+/* Runs fn(arg) in a child process and returns its exit status; the child
+** exits with fn's return value (0 for success). */
+static inline int sdk_run_child(int (*fn)(void *), void *arg) {
+  pid_t pid;
+  int status = 0;
+  fflush(NULL);
+  pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) _exit(fn(arg) & 0xff);
+  ASSERT(waitpid(pid, &status, 0) == pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static inline uint64_t sdk_rand(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static inline void sdk_sleep_ms(int64_t ms) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ms / 1000);
+  ts.tv_nsec = (long)(ms % 1000) * 1000000;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* Starts fn(arg) in a child again and again, killing it with SIGKILL after a
+** random time between lo_ms and hi_ms, until a run ends by itself. Returns
+** the number of kills; the last run must have exited 0. */
+static inline int sdk_kill_loop(int (*fn)(void *), void *arg, uint64_t seed, int min_kills,
+                                int64_t lo_ms, int64_t hi_ms) {
+  int kills = 0;
+  printf("kill loop seed %llu\n", (unsigned long long)seed);
+  for (int cycle = 0; cycle < 10000; cycle++) {
+    pid_t pid;
+    int status = 0;
+    int64_t wait_ms = kills < min_kills ? lo_ms + (int64_t)(sdk_rand(&seed) % (uint64_t)(hi_ms - lo_ms + 1)) : -1;
+    fflush(NULL);
+    pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) _exit(fn(arg) & 0xff);
+    if (wait_ms >= 0) {
+      int64_t waited = 0;
+      while (waited < wait_ms && waitpid(pid, &status, WNOHANG) == 0) {
+        sdk_sleep_ms(5);
+        waited += 5;
+      }
+      if (waited >= wait_ms) {
+        kill(pid, SIGKILL);
+        ASSERT(waitpid(pid, &status, 0) == pid);
+        if (WIFSIGNALED(status)) {
+          kills++;
+          continue;
+        }
+      }
+    } else {
+      ASSERT(waitpid(pid, &status, 0) == pid);
+    }
+    ASSERT_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "the job ended with status %d (seed %llu)", status, (unsigned long long)seed);
+    return kills;
+  }
+  ASSERT_MSG(0, "the job never finished");
+  return kills;
+}
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer ("" if absent). */
+static inline char *sdk_read(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  if (!f) {
+    buf = malloc(1);
+    ASSERT(buf);
+    buf[0] = 0;
+    return buf;
+  }
+  ASSERT(fseek(f, 0, SEEK_END) == 0);
+  n = ftell(f);
+  ASSERT(n >= 0);
+  rewind(f);
+  buf = malloc((size_t)n + 1);
+  ASSERT(buf);
+  ASSERT(fread(buf, 1, (size_t)n, f) == (size_t)n);
+  buf[n] = 0;
+  fclose(f);
+  return buf;
+}
+
+static inline int sdk_cmp_lines(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of a text sorted, joined again with newlines (malloc'd). */
+static inline char *sdk_sorted(const char *text) {
+  size_t n = 0, cap = 16, len = strlen(text);
+  char *copy = malloc(len + 1), **lines = malloc(sizeof *lines * cap), *out, *p;
+  ASSERT(copy && lines);
+  memcpy(copy, text, len + 1);
+  for (p = strtok(copy, "\n"); p; p = strtok(NULL, "\n")) {
+    if (n == cap) {
+      cap *= 2;
+      lines = realloc(lines, sizeof *lines * cap);
+      ASSERT(lines);
+    }
+    lines[n++] = p;
+  }
+  qsort(lines, n, sizeof *lines, sdk_cmp_lines);
+  out = malloc(len + 2);
+  ASSERT(out);
+  out[0] = 0;
+  p = out;
+  for (size_t i = 0; i < n; i++) {
+    size_t k = strlen(lines[i]);
+    memcpy(p, lines[i], k);
+    p[k] = '\n';
+    p += k + 1;
+  }
+  *p = 0;
+  free(copy);
+  free(lines);
+  return out;
+}
+
+#endif
