@@ -37,7 +37,8 @@ static int slIterOpen(sl_state *s, int scan, sl_iter **out, const char *call) {
   if (!out) return slStoreErr(st, SL_MISUSE, "%s: the output pointer is NULL", call);
   *out = NULL;
   if (!scan && !s->is_map)
-    return slStoreErr(st, SL_MISUSE, "%s: state '%s' is not a map state", call, s->name);
+    return slStoreErr(st, SL_MISUSE, "%s: state '%s' is %s state, not a map state", call, s->name,
+                      slKindWord(s->kind));
   if (!scan && s->keyed) {
     if (!st->key_set)
       return slStoreErr(st, SL_MISUSE, "%s: state '%s' is keyed and no key is set", call, s->name);

@@ -7,7 +7,7 @@
 
 #include "store/store.h"
 
-static const char *slKindWord(int kind) {
+const char *slKindWord(int kind) {
   static const char *const w[] = {"",          "a value",          "a list",
                                   "a map",     "a reducing",       "an aggregating",
                                   "an operator list", "a broadcast map"};

@@ -148,6 +148,9 @@ SL_PRIVATE void slStateFree(sl_state *s);
 SL_PRIVATE void slSchemaFree(sl_store *st);
 SL_PRIVATE int slStatePrepare(sl_state *s, int q, sqlite3_stmt **out);
 
+/* state.c */
+SL_PRIVATE const char *slKindWord(int kind);
+
 /* timer.c */
 SL_PRIVATE void slTimerFree(sl_store *st);
 

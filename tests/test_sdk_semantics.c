@@ -291,6 +291,7 @@ static int shift_keys(sl_ctx *ctx, const sl_record *rec, void *ud) {
 
 typedef struct align_cfg {
   int mode;
+  int64_t slow_delay_us;
   char dir[4096];
 } align_cfg;
 
@@ -319,9 +320,9 @@ static int align_job(void *arg) {
   fast.records_per_read = 32;
   fast.delay_us_per_read = 100;
   slow = fast;
-  slow.count = 3000;
+  slow.count = 6000;
   slow.records_per_read = 4;
-  slow.delay_us_per_read = 1000;
+  slow.delay_us_per_read = c->slow_delay_us;
   sl_generator_source(&a, &fast);
   sl_generator_source(&b, &slow);
   memset(&shift, 0, sizeof shift);
@@ -363,7 +364,7 @@ static void align_check(const align_cfg *c) {
   expect[0] = 0;
   for (int64_t i = 0; i < 12000; i++)
     n += (size_t)snprintf(expect + n, cap - n, "%lld\t%lld\t\n", (long long)(i % 50), (long long)(i / 50));
-  for (int64_t i = 0; i < 3000; i++)
+  for (int64_t i = 0; i < 6000; i++)
     n += (size_t)snprintf(expect + n, cap - n, "%lld\t%lld\t\n", (long long)(i % 50 + 1000),
                           (long long)(i / 50));
   if (c->mode == SL_EXACTLY_ONCE) {
@@ -400,8 +401,9 @@ TEST(sdk_alignment_two_inputs_across_kills) {
   int kills;
   memset(&c, 0, sizeof c);
   c.mode = SL_EXACTLY_ONCE;
+  c.slow_delay_us = 2000;
   snprintf(c.dir, sizeof c.dir, "%s", test_dir());
-  kills = sdk_kill_loop(align_job, &c, (uint64_t)time(NULL) ^ 0x77, 10, 50, 500);
+  kills = sdk_kill_loop(align_job, &c, (uint64_t)time(NULL) ^ 0x77, 10, 50, 400);
   ASSERT(kills >= 10);
   align_check(&c);
 }
@@ -410,6 +412,7 @@ TEST(quick_sdk_alignment_two_inputs) {
   align_cfg c;
   memset(&c, 0, sizeof c);
   c.mode = SL_EXACTLY_ONCE;
+  c.slow_delay_us = 200;
   snprintf(c.dir, sizeof c.dir, "%s", test_dir());
   ASSERT_EQ(sdk_run_child(align_job, &c), 0);
   align_check(&c);
