@@ -186,3 +186,110 @@ TEST(sdk_timers_fire_once_in_order_across_kills) {
   free(got);
   free(clean);
 }
+
+/* ---- processing-time timers ---------------------------------------------- */
+
+static const sl_column pt_out[] = {{"key", SL_INTEGER, {0, 0, {0}}}, {"late_ms", SL_INTEGER, {0, 0, {0}}}};
+static const sl_column pt_val[] = {{"due", SL_INTEGER, {0, 0, {0}}}};
+static sl_state_desc pt_states[1];
+
+static int pt_process(sl_ctx *ctx, const sl_record *rec, void *ud) {
+  sl_state *armed = sl_ctx_state(ctx, "armed");
+  const sl_value *v;
+  sl_value due;
+  int rc = sl_value_get(armed, &v);
+  (void)rec;
+  (void)ud;
+  if (rc != SL_NOTFOUND) return rc;
+  due = sl_int(sl_ctx_now(ctx) + 50);
+  rc = sl_value_update(armed, &due);
+  if (rc == SL_OK) rc = sl_ctx_timer(ctx, SL_PROCESSING_TIME, due.v.i);
+  return rc;
+}
+
+static int pt_timer(sl_ctx *ctx, int domain, int64_t time, void *ud) {
+  const sl_value *key;
+  sl_value out[2];
+  int n, rc;
+  (void)ud;
+  if (domain != SL_PROCESSING_TIME) return SL_ERROR;
+  if (sl_ctx_now(ctx) < time) {
+    sl_ctx_error(ctx, "processing-time timer %lld fired early", (long long)time);
+    return SL_ERROR;
+  }
+  rc = sl_store_key(sl_ctx_store(ctx), &key, &n, NULL);
+  if (rc) return rc;
+  out[0] = key[0];
+  out[1] = sl_int(sl_ctx_now(ctx) - time);
+  return sl_ctx_emit(ctx, out, 2, time);
+}
+
+static int pt_job(void *arg) {
+  const char *dir = arg;
+  sl_job_config cfg;
+  sl_generator_config gen;
+  sl_source src;
+  sl_operator op, sink;
+  sl_job *job = NULL;
+  char state[4200], chk[4200], out[4200];
+  const char *key = "key";
+  int s0, s1, s2, rc;
+  snprintf(state, sizeof state, "%s/state", dir);
+  snprintf(chk, sizeof chk, "%s/chk", dir);
+  snprintf(out, sizeof out, "%s/out.txt", dir);
+  sl_job_config_init(&cfg);
+  cfg.state_dir = state;
+  cfg.checkpoint_dir = chk;
+  cfg.checkpoint_interval_ms = 50;
+  memset(&gen, 0, sizeof gen);
+  gen.count = 1500;
+  gen.keys = 20;
+  gen.records_per_read = 10;
+  gen.delay_us_per_read = 8000;
+  sl_generator_source(&src, &gen);
+  memset(pt_states, 0, sizeof pt_states);
+  pt_states[0].name = "armed";
+  pt_states[0].kind = SL_VALUE_STATE;
+  pt_states[0].n_key = 1;
+  pt_states[0].key = win_key;
+  pt_states[0].n_value = 1;
+  pt_states[0].value = pt_val;
+  memset(&op, 0, sizeof op);
+  op.process = pt_process;
+  op.on_timer = pt_timer;
+  op.states = pt_states;
+  op.n_states = 1;
+  op.out = pt_out;
+  op.n_out = 2;
+  sl_file_sink(&sink, out);
+  rc = sl_job_new(&cfg, &job);
+  if (rc == SL_OK) rc = sl_job_source(job, "gen", &src, 1, &s0);
+  if (rc == SL_OK) rc = sl_job_operator(job, "arm", &op, 2, &s1);
+  if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
+  if (rc == SL_OK) rc = sl_job_connect(job, s0, s1, SL_KEY_BY, &key, 1);
+  if (rc == SL_OK) rc = sl_job_connect(job, s1, s2, SL_REBALANCE, NULL, 0);
+  if (rc == SL_OK) rc = sl_job_run(job);
+  if (rc) fprintf(stderr, "job: %s: %s\n", sl_errstr(rc), sl_errmsg(job));
+  sl_job_free(job);
+  return rc ? 1 : 0;
+}
+
+TEST(sdk_processing_time_timers_fire_once) {
+  char path[4200], *text, *p;
+  int seen[20] = {0};
+  ASSERT_EQ(sdk_run_child(pt_job, (void *)test_dir()), 0);
+  snprintf(path, sizeof path, "%s/out.txt", test_dir());
+  text = sdk_read(path);
+  for (p = text; *p;) {
+    long long k = -1, late = -1;
+    ASSERT(sscanf(p, "%lld\t%lld", &k, &late) == 2);
+    ASSERT(k >= 0 && k < 20);
+    ASSERT(late >= 0);
+    seen[k]++;
+    p = strchr(p, '\n');
+    ASSERT(p);
+    p++;
+  }
+  for (int k = 0; k < 20; k++) ASSERT_MSG(seen[k] == 1, "key %d's timer fired %d times", k, seen[k]);
+  free(text);
+}
