@@ -34,7 +34,7 @@ const char *sl_errmsg(const void *handle) {
   const slHandle *h = handle;
   if (!h) return "no handle (NULL), or it could not be allocated";
   if (h->magic != SL_MAGIC_STORE && h->magic != SL_MAGIC_STATE && h->magic != SL_MAGIC_ITER &&
-      h->magic != SL_MAGIC_JOB)
+      h->magic != SL_MAGIC_JOB && h->magic != SL_MAGIC_SNAPSHOT && h->magic != SL_MAGIC_CHKDIR)
     return "not a live statelite handle";
   return h->errmsg[0] ? h->errmsg : "not an error";
 }

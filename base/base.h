@@ -24,6 +24,8 @@
 #define SL_MAGIC_STATE 0x736c5341u
 #define SL_MAGIC_ITER  0x736c4954u
 #define SL_MAGIC_JOB   0x736c4a42u
+#define SL_MAGIC_SNAPSHOT 0x736c534eu
+#define SL_MAGIC_CHKDIR   0x736c4344u
 #define SL_MAGIC_DEAD  0x00646561u
 typedef struct slHandle {
   uint32_t magic;

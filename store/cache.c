@@ -5,6 +5,7 @@
 ** transaction when the budget is exceeded or at a commit; clean entries are
 ** evicted in least-recently-used order.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store.h"
@@ -80,12 +81,6 @@ static void slLruAppend(sl_store *st, slEntry *e) {
   if (st->lru_tail) st->lru_tail->lnext = e;
   else st->lru_head = e;
   st->lru_tail = e;
-}
-
-void slCacheTouch(sl_store *st, slEntry *e) {
-  if (st->lru_tail == e) return;
-  slLruUnlink(st, e);
-  slLruAppend(st, e);
 }
 
 /* Doubles the bucket array when the table gets crowded (best effort). */
@@ -165,6 +160,7 @@ void slCacheDrop(sl_store *st, slEntry *e) {
   else e->s->all = e->snext;
   if (e->snext) e->snext->sprev = e->sprev;
   if (st->pin == e) st->pin = NULL;
+  if (e->s->memo == e) e->s->memo = NULL;
   st->nentries--;
   st->bytes -= e->bytes;
   slEntryFree(st, e);
@@ -344,9 +340,51 @@ int slCacheFlushEntry(sl_store *st, slEntry *e) {
   return rc;
 }
 
+/* A dirty entry to sort: its key group and first key bytes are copied in,
+** so that sorting rarely touches the entries themselves. */
+typedef struct slSortKey {
+  int kg;
+  uint64_t prefix;
+  slEntry *e;
+} slSortKey;
+
+/* Orders by key group and key bytes, so that a flush writes the table's
+** B-tree in key order, page after page. */
+static int slSortCmp(const void *a, const void *b) {
+  const slSortKey *x = a, *y = b;
+  uint32_t n;
+  int c;
+  if (x->kg != y->kg) return x->kg < y->kg ? -1 : 1;
+  if (x->prefix != y->prefix) return x->prefix < y->prefix ? -1 : 1;
+  n = x->e->klen < y->e->klen ? x->e->klen : y->e->klen;
+  c = n ? memcmp(x->e->kbytes, y->e->kbytes, n) : 0;
+  if (c) return c;
+  return x->e->klen < y->e->klen ? -1 : x->e->klen > y->e->klen;
+}
+
 int slCacheFlushState(sl_store *st, sl_state *s) {
+  slSortKey *v;
+  slEntry *e;
+  size_t n = 0, i;
   int rc = SL_OK;
-  while (s->dirty && rc == SL_OK) rc = slCacheFlushEntry(st, s->dirty);
+  if (!s->dirty) return SL_OK;
+  for (e = s->dirty; e; e = e->dnext) n++;
+  v = n > 1 ? slMalloc(&st->alloc, sizeof *v * n) : NULL;
+  if (!v) {
+    /* one entry, or no memory to sort: in list order */
+    while (s->dirty && rc == SL_OK) rc = slCacheFlushEntry(st, s->dirty);
+    return rc;
+  }
+  for (i = 0, e = s->dirty; e; e = e->dnext, i++) {
+    uint64_t p = 0;
+    for (uint32_t k = 0; k < 8; k++) p = p << 8 | (k < e->klen ? e->kbytes[k] : 0);
+    v[i].kg = e->kg;
+    v[i].prefix = p;
+    v[i].e = e;
+  }
+  qsort(v, n, sizeof *v, slSortCmp);
+  for (i = 0; i < n && rc == SL_OK; i++) rc = slCacheFlushEntry(st, v[i].e);
+  slFree(&st->alloc, v);
   return rc;
 }
 
@@ -357,21 +395,36 @@ int slCacheFlushAll(sl_store *st) {
 }
 
 /* Keeps the cache within the budget: when it is over, writes every dirty
-** entry and evicts the least recently used entries down to 3/4 of the budget
-** (with budget 0, all of them). The entry a call just handed out stays. */
+** entry and evicts entries down to 3/4 of the budget (with budget 0, all of
+** them), giving entries used since the hand last passed a second chance.
+** The entry a call just handed out stays. */
 int slCacheTrim(sl_store *st) {
   size_t budget = st->cfg.memory_budget, low;
+  size_t passes;
   slEntry *e;
   int rc;
   if (st->bytes <= budget && budget > 0) return SL_OK;
   rc = slCacheFlushAll(st);
   if (rc) return rc;
   low = budget / 4 * 3;
+  /* every entry is looked at most twice: once to clear its bit, once more */
+  passes = 2 * st->nentries + 1;
   e = st->lru_head;
-  while (e && st->bytes > low) {
+  while (e && st->bytes > low && passes--) {
     slEntry *next = e->lnext;
-    if (e != st->pin) slCacheDrop(st, e);
-    e = next;
+    if (e == st->pin) {
+      /* keep it */
+    } else if ((e->flags & SL_E_REF) && budget > 0) {
+      e->flags &= ~SL_E_REF;
+      if (next) {
+        slLruUnlink(st, e);
+        slLruAppend(st, e);
+      }
+    } else {
+      slCacheDrop(st, e);
+    }
+    e = next ? next : st->lru_head;
+    if (!next) break;
   }
   return SL_OK;
 }

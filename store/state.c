@@ -116,10 +116,19 @@ static int slEntryOf(sl_state *s, int load, slEntry **out) {
   uint32_t hash = s->keyed ? st->khash ^ s->seed : s->seed;
   const unsigned char *k = s->keyed ? st->kbuf : NULL;
   uint32_t klen = s->keyed ? (uint32_t)st->klen : 0;
-  slEntry *e = slCacheFind(st, s, k, klen, hash);
+  slEntry *e;
   int rc = SL_OK;
+  if (s->memo && s->memo_gen == st->key_gen) {
+    /* the same key as the call before (a get, then an update) */
+    slCacheTouch(s->memo);
+    *out = s->memo;
+    return SL_OK;
+  }
+  e = slCacheFind(st, s, k, klen, hash);
   if (e) {
-    slCacheTouch(st, e);
+    slCacheTouch(e);
+    s->memo = e;
+    s->memo_gen = st->key_gen;
     *out = e;
     return SL_OK;
   }
@@ -131,6 +140,8 @@ static int slEntryOf(sl_state *s, int load, slEntry **out) {
     return rc;
   }
   slCacheResize(st, e);
+  s->memo = e;
+  s->memo_gen = st->key_gen;
   *out = e;
   return SL_OK;
 }
@@ -162,7 +173,7 @@ static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, slEntry **out
   hash = slMurmur3(st->mkbuf + klen, mlen, (s->keyed ? st->khash : 0) ^ s->seed);
   e = slCacheFind(st, s, st->mkbuf, (uint32_t)need, hash);
   if (e) {
-    slCacheTouch(st, e);
+    slCacheTouch(e);
     *out = e;
     return SL_OK;
   }

@@ -21,7 +21,7 @@ typedef struct slRow {
 typedef struct slEntry slEntry;
 struct slEntry {
   slEntry *hnext;            /* hash bucket chain */
-  slEntry *lprev, *lnext;    /* LRU list of the store, most recent at the tail */
+  slEntry *lprev, *lnext;    /* the store's list for second-chance eviction */
   slEntry *dprev, *dnext;    /* dirty list of the state */
   slEntry *sprev, *snext;    /* all entries of the state */
   sl_state *s;
@@ -42,6 +42,7 @@ struct slEntry {
 #define SL_E_DIRTY   1u /* differs from the table */
 #define SL_E_CLEARED 2u /* list: the table's rows of this key must go first */
 #define SL_E_LOADED  4u /* list: rows hold the whole list */
+#define SL_E_REF     8u /* used since the eviction hand last passed */
 
 /* Prepared statements of a state, made when first needed. */
 enum {
@@ -82,6 +83,8 @@ struct sl_state {
   slEntry *dirty;            /* dirty entries */
   slEntry *all;              /* every cached entry */
   uint64_t key_checked;      /* store key generation that was type-checked */
+  slEntry *memo;             /* the entry of the current key, when memo_gen */
+  uint64_t memo_gen;         /* equals the store's key generation */
   int opened;                /* by sl_state_open(): no callbacks */
   sl_value *out;             /* list_get output */
   size_t out_cap;
@@ -161,7 +164,8 @@ SL_PRIVATE slEntry *slCacheFind(sl_store *st, sl_state *s, const unsigned char *
                                 uint32_t klen, uint32_t hash);
 SL_PRIVATE slEntry *slCacheAdd(sl_store *st, sl_state *s, const unsigned char *k,
                                uint32_t klen, uint32_t kklen, uint32_t hash, int kg);
-SL_PRIVATE void slCacheTouch(sl_store *st, slEntry *e);
+/* Marks an entry used: eviction gives it a second chance. */
+static inline void slCacheTouch(slEntry *e) { e->flags |= SL_E_REF; }
 SL_PRIVATE void slCacheDirty(sl_store *st, slEntry *e);
 SL_PRIVATE void slCacheResize(sl_store *st, slEntry *e);
 SL_PRIVATE void slCacheDrop(sl_store *st, slEntry *e);
