@@ -219,7 +219,7 @@ SL_API int sl_store_open_file(const char *path, const sl_config *cfg,
 /* Closes the store. Changes not committed by sl_store_commit() are rolled
 ** back: after a close the file holds exactly the last commit. Accepts NULL.
 ** Returns SL_OK; SL_MISUSE (and closes nothing) while iterators of the store
-** are open; SL_BUSY when SQLite could not close the file. */
+** are open or snapshots begun with sl_snapshot_begin() are not ended; SL_BUSY when SQLite could not close the file. */
 SL_API int sl_store_close(sl_store *st);
 
 /* Writes everything dirty in the cache and commits it in one transaction,
@@ -571,6 +571,9 @@ typedef struct sl_source {
   size_t instance_size;
   const sl_column *out;     /* the fields of the records it emits */
   int n_out;
+  /* Sources declare no states: a source that keeps operator state of its
+  ** own registers it in open() on sl_ctx_store(); its position is kept for
+  ** it. */
   /* Watermarks: the largest event time emitted minus this delay is sent on
   ** (bounded out-of-orderness); < 0 sends none but the final one. */
   int64_t watermark_delay_ms;
@@ -700,8 +703,8 @@ typedef struct sl_generator_config {
 } sl_generator_config;
 SL_API void sl_generator_source(sl_source *src, const sl_generator_config *cfg);
 
-/* A file of lines: records (line TEXT), ts = line number. Position: the byte
-** offset. One instance (parallelism 1). `path` must outlive the job. */
+/* A file of lines: records (line TEXT), ts = the byte offset of the line.
+** Position: the byte offset. One instance (parallelism 1). `path` must outlive the job. */
 SL_API void sl_file_source(sl_source *src, const char *path);
 
 /* Prints every record as a tab-separated line to a stdio stream. */
@@ -733,7 +736,7 @@ SL_API void sl_file_sink(sl_operator *op, const char *path);
 ** `savepoints/<name>/` of the same layout. Restore picks the newest
 ** checkpoint that verifies (or a named savepoint), falling back to older ones
 ** and saying why, and rescales it when the parallelism changes. The layout
-** and the MANIFEST format are described in docs/SNAPSHOTS.md. */
+** and the MANIFEST format are described in docs/FORMAT.md. */
 
 /* Kinds of snapshots. */
 #define SL_CHECKPOINT 1  /* taken by the runtime; removed by retention */
@@ -770,7 +773,9 @@ typedef struct sl_snapshot_info {
   int64_t started_ms;        /* when sl_snapshot_begin() started (Unix ms) */
   int64_t sync_us;           /* duration of the synchronous part */
   int64_t async_us;          /* duration of sl_snapshot_write() */
-  uint64_t peak_disk_bytes;  /* most bytes of temporary files at any time */
+  uint64_t peak_disk_bytes;  /* most disk the snapshot used at any time, its
+                                own file included: `bytes` when streamed,
+                                raw_bytes + bytes through a copy */
   int streamed;              /* 1: no uncompressed temporary copy was made */
 } sl_snapshot_info;
 
@@ -817,8 +822,19 @@ SL_API int sl_snapshot_get_info(sl_snapshot *sn, sl_snapshot_info *info);
 ** with its next commit. Returns SL_OK, the error of recording (sl_errmsg(st)
 ** says why; the handle is freed all the same), or SL_MISUSE (and frees
 ** nothing) while sl_snapshot_write() runs. When the write failed, its code
-** is returned and sl_errmsg(st) repeats its message. */
+** is returned and sl_errmsg(st) repeats its message. A snapshot never
+** written (an aborted checkpoint) is freed and nothing recorded. */
 SL_API int sl_snapshot_end(sl_snapshot *sn);
+
+/* Decompresses the snapshot file `src` (a .db.zst) into the database file
+** `dst` (created or replaced), for tools. The zstd frames are checked first
+** (each must declare its size, and together at most max_raw_bytes; 0 means
+** 64 GiB) and decompression stops at their declared total. The database is
+** not checked: open it as the untrusted file it is. On failure dst is
+** removed. Returns SL_OK; SL_MISUSE (NULL or empty path); SL_CORRUPT (not a
+** zstd stream, truncated, a frame without a declared size, over the limit);
+** SL_IOERR, SL_FULL, SL_NOMEM. Any thread. */
+SL_API int sl_snapshot_extract(const char *src, const char *dst, uint64_t max_raw_bytes);
 
 /* A checkpoint directory. */
 typedef struct sl_chkdir sl_chkdir;
@@ -880,10 +896,13 @@ SL_API int sl_chkdir_target(sl_chkdir *cd, int64_t id, const char *savepoint,
 ** that each file exists with its size; then writes MANIFEST atomically (temp
 ** file, fsync, rename, fsync of the directories). A checkpoint then applies
 ** retention: the newest `keep` complete checkpoints stay, older ones go, and
-** then the oldest while over max_bytes, never the one just published.
+** then the oldest while over max_bytes, never the one just published;
+** directories without a MANIFEST older than the oldest kept go too.
 ** Errors: SL_MISUSE (bad arguments, read-only), SL_MISMATCH (files that do
 ** not form a checkpoint), SL_NOTFOUND (a file is missing), SL_IOERR,
-** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST. */
+** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST. Retention that
+** fails after the MANIFEST is written does not fail the publication: it is
+** reported through the report callback and tried again next time. */
 SL_API int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
                              const sl_snapshot_info *files, int n);
 
@@ -920,6 +939,7 @@ SL_API int sl_chkdir_next_id(sl_chkdir *cd, int64_t *id);
 /* Verifies checkpoint `id` (or the savepoint): its MANIFEST parses, every
 ** file exists with the size and CRC-32C the MANIFEST gives, and its zstd
 ** frames declare the raw size the MANIFEST gives (within max_raw_bytes).
+** Nothing is decompressed: the databases inside are checked by a restore.
 ** Returns SL_OK; SL_NOTFOUND when there is no such checkpoint; SL_CORRUPT
 ** (sl_errmsg(cd) names the file and what is wrong), SL_MISMATCH (a format
 ** this library does not read), SL_IOERR, SL_NOMEM. */

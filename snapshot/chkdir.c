@@ -161,7 +161,10 @@ static int cdList(sl_chkdir *cd, cdScan *s, int bytes) {
     const char *dir = cd->dir;
     if (pass == 1) {
       spdir = slSnapPrintf(&cd->alloc, "%s/savepoints", cd->dir);
-      if (!spdir) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
+      if (!spdir) {
+        rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
+        break;
+      }
       dir = spdir;
     }
     d = opendir(dir);
@@ -362,9 +365,18 @@ static int cdRetain(sl_chkdir *cd, int *removed) {
     }
     break;
   }
+  /* older than the oldest kept: checkpoints, and unfinished directories
+  ** (a removal cut short, or a checkpoint subsumed by newer ones) */
   for (int i = 0; i < s.n && rc == SL_OK && oldest_kept >= 0 && i < oldest_kept; i++) {
     cdItem *it = &s.v[i];
-    if (it->kind != SL_CHECKPOINT || !it->complete) continue;
+    if (it->kind != SL_CHECKPOINT) continue;
+    if (!it->complete) {
+      rc = slSnapRemoveTree(cd->errmsg, &cd->alloc, it->path, NULL);
+      if (rc == SL_OK)
+        slSnapReport(cd, SL_OK, "removed %s: it has no MANIFEST and is older than the checkpoints "
+                     "kept", it->path);
+      continue;
+    }
     rc = cdRemove(cd, it->path);
     if (rc) break;
     if (removed) (*removed)++;
@@ -501,7 +513,12 @@ int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
   if (rc == SL_OK) rc = slSnapWriteAtomic(cd->errmsg, mf, text, len);
   if (rc == SL_OK && parent) rc = slSnapSyncDir(cd->errmsg, parent);
   if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, cd->dir);
-  if (rc == SL_OK && kind == SL_CHECKPOINT) rc = cdRetain(cd, NULL);
+  if (rc == SL_OK && kind == SL_CHECKPOINT && cdRetain(cd, NULL) != SL_OK) {
+    /* published all the same; retention runs again at the next one */
+    slSnapReport(cd, SL_ERROR, "checkpoint %lld is published, but retention failed: %s",
+                 (long long)id, cd->errmsg);
+    cd->errmsg[0] = 0;
+  }
 done:
   slSnapMfFree(&cd->alloc, &m);
   slFree(&cd->alloc, text);

@@ -2,7 +2,7 @@
 ** manifest.c — the MANIFEST of a checkpoint or savepoint: rendering it as
 ** text and parsing it back strictly (it is untrusted input). The format is
 ** line-based and ends with the CRC-32C of everything before its last line;
-** docs/SNAPSHOTS.md describes it.
+** docs/FORMAT.md describes it.
 */
 #include <errno.h>
 #include <fcntl.h>

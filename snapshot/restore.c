@@ -68,7 +68,8 @@ int slSnapVerifyFiles(sl_chkdir *cd, const char *dir, const slManifest *m) {
       if (rc == SL_OK && (crc != f->crc || size != f->size))
         rc = slSnapCdErr(cd, SL_CORRUPT, "%s has checksum %08x where the MANIFEST says %08x "
                          "(damaged)", path, (unsigned)crc, (unsigned)f->crc);
-      if (rc == SL_OK) rc = slSnapFrameCheck(cd->errmsg, path, f->raw, cd->cfg.max_raw_bytes);
+      if (rc == SL_OK)
+        rc = slSnapFrameCheck(cd->errmsg, path, f->raw, cd->cfg.max_raw_bytes, NULL);
       slFree(&cd->alloc, path);
     }
   }

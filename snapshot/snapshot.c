@@ -160,6 +160,7 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
   sn->info.raw_bytes = sn->npages * sn->pgsz;
   sn->info.started_ms = started;
   sn->info.sync_us = slSnapMonoUs() - t0;
+  st->snapshots++;
   *out = sn;
   return SL_OK;
 fail:
@@ -308,7 +309,7 @@ int sl_snapshot_write(sl_snapshot *sn) {
   int expected = SL_SNAP_BEGUN, rc = SL_OK;
   int64_t t0;
   uint64_t peak = 0, peak2 = 0;
-  char why[SL_ERRMSG_MAX];
+  char why[SL_ERRMSG_MAX] = "";
   if (!sn || sn->hdr.magic != SL_MAGIC_SNAPSHOT) return SL_MISUSE;
   if (!atomic_compare_exchange_strong(&sn->state, &expected, SL_SNAP_WRITING))
     return slError(sn->errmsg, SL_MISUSE, "sl_snapshot_write() was already called on this snapshot");
@@ -325,6 +326,12 @@ int sl_snapshot_write(sl_snapshot *sn) {
     slSnapUnlink(sn->errmsg, sn->tmp_path);
     rc = snapViaCopy(sn, &peak2);
     if (peak2 > peak) peak = peak2;
+    if (rc != SL_OK && why[0]) { /* say why streaming was given up, too */
+      size_t n = strlen(sn->errmsg);
+      if (n + 40 < sizeof sn->errmsg)
+        snprintf(sn->errmsg + n, sizeof sn->errmsg - n, " (after streaming was given up: %.*s)",
+                 (int)(sizeof sn->errmsg - n - 40), why);
+    }
   }
   if (rc == SL_OK && rename(sn->tmp_path, sn->final_path) != 0)
     rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot rename %s into place: %s",
@@ -383,6 +390,7 @@ int sl_snapshot_end(sl_snapshot *sn) {
     rc = slStoreErr(st, sn->write_rc, "the snapshot of checkpoint %lld was not written: %s",
                     (long long)sn->info.id, sn->errmsg);
   }
+  st->snapshots--;
   snapFree(sn);
   return rc;
 }

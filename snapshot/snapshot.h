@@ -4,7 +4,7 @@
 ** (a VFS that compresses page writes into a zstd stream), zstd frame checks,
 ** the MANIFEST format, and the handles of snapshots and checkpoint
 ** directories. The public half is in statelite.h, section "Checkpoints,
-** savepoints, restore". Described for users in docs/SNAPSHOTS.md.
+** savepoints, restore". Described for users in docs/FORMAT.md.
 */
 #ifndef SL_SNAPSHOT_H
 #define SL_SNAPSHOT_H
@@ -147,8 +147,10 @@ SL_PRIVATE int slSnapZHead(char *err, ZSTD_CCtx *cctx, int level, const unsigned
 
 /* Walks the frames of a .db.zst (zstd and skippable frames, block headers)
 ** and checks that every zstd frame declares its content size, that the sizes
-** add up to `expect` and stay within `max`. */
-SL_PRIVATE int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max);
+** add up to `expect` (UINT64_MAX: any sum) and stay within `max`. *total
+** (may be NULL) gets the sum. */
+SL_PRIVATE int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max,
+                                uint64_t *total);
 /* CRC-32C and size of a whole file. */
 SL_PRIVATE int slSnapFileCrc(char *err, const char *path, unsigned char *buf, size_t cap,
                              uint32_t *crc, uint64_t *size);

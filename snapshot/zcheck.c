@@ -2,7 +2,8 @@
 ** zcheck.c — reading snapshot files, which are untrusted: the walk over
 ** their zstd frames that checks declared sizes before anything is
 ** decompressed, their CRC-32C, bounded streaming decompression into a new
-** file, and compression of a whole file (the fallback of a snapshot).
+** file (also public, for tools), and compression of a whole file (the
+** fallback of a snapshot).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,8 @@ static int zcOpenErr(char *err, const char *path) {
   return slError(err, slSnapErrnoRc(e), "cannot open %s: %s", path, strerror(e));
 }
 
-int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max) {
+int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max,
+                     uint64_t *sum) {
   unsigned char h[18];
   struct stat sb;
   uint64_t off = 0, total = 0, size;
@@ -132,7 +134,8 @@ int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max)
   }
   if (rc == SL_OK && nframes == 0)
     rc = slError(err, SL_CORRUPT, "%s holds no zstd frame", path);
-  if (rc == SL_OK && total != expect)
+  if (sum) *sum = total;
+  if (rc == SL_OK && expect != UINT64_MAX && total != expect)
     rc = slError(err, SL_CORRUPT,
                  "%s holds frames of %llu bytes of content where the MANIFEST says %llu", path,
                  (unsigned long long)total, (unsigned long long)expect);
@@ -250,5 +253,17 @@ int slSnapCompressFile(char *err, slZOut *z, const char *src, unsigned char *buf
     if (rc) break;
   }
   close(fd);
+  return rc;
+}
+
+int sl_snapshot_extract(const char *src, const char *dst, uint64_t max_raw_bytes) {
+  char err[SL_ERRMSG_MAX];
+  uint64_t total = 0;
+  int rc;
+  if (!src || !src[0] || !dst || !dst[0]) return SL_MISUSE;
+  if (max_raw_bytes == 0) max_raw_bytes = 64ull << 30;
+  rc = slSnapFrameCheck(err, src, UINT64_MAX, max_raw_bytes, &total);
+  if (rc == SL_OK) rc = slSnapDecompress(err, slAllocDefault(), src, dst, total);
+  if (rc != SL_OK) unlink(dst);
   return rc;
 }

@@ -25,6 +25,7 @@ void slRowsFree(sl_store *st, slEntry *e) {
   slFree(&st->alloc, e->rows);
   e->rows = NULL;
   e->nrows = e->caprows = e->npersist = 0;
+  e->rowbytes = 0;
 }
 
 static void slEntryFree(sl_store *st, slEntry *e) {
@@ -48,9 +49,8 @@ void slCacheFree(sl_store *st) {
 }
 
 static size_t slEntrySize(const slEntry *e) {
-  size_t n = sizeof *e + e->klen + (e->row ? e->row->cap : 0) + e->caprows * sizeof(slRow *);
-  for (size_t i = 0; i < e->nrows; i++) n += e->rows[i]->cap;
-  return n;
+  return sizeof *e + e->klen + (e->row ? e->row->cap : 0) + e->caprows * sizeof(slRow *) +
+         e->rowbytes;
 }
 
 void slCacheResize(sl_store *st, slEntry *e) {

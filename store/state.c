@@ -360,6 +360,7 @@ static int slListAppend(sl_state *s, slEntry *e, const sl_value *row, int64_t ex
   e->rows[e->nrows] = NULL;
   int rc = slRowSet(st, &e->rows[e->nrows], row, s->n_val, exp);
   if (rc) return rc;
+  e->rowbytes += e->rows[e->nrows]->cap;
   e->nrows++;
   return SL_OK;
 }
@@ -381,6 +382,7 @@ static int slListAdd(sl_state *s, const sl_value *rows, size_t n, int replace, c
     old = *e;
     e->rows = NULL;
     e->nrows = e->caprows = e->npersist = 0;
+    e->rowbytes = 0;
     e->flags |= SL_E_CLEARED | SL_E_LOADED;
     e->next_seq = 0;
   }

@@ -395,6 +395,9 @@ int sl_store_close(sl_store *st) {
   if (st->iters)
     return slStoreErr(st, SL_MISUSE, "%d iterator(s) of this store are still open; close them "
                       "with sl_iter_close() first", st->iters);
+  if (st->snapshots)
+    return slStoreErr(st, SL_MISUSE, "%d snapshot(s) of this store are not ended; call "
+                      "sl_snapshot_end() first", st->snapshots);
   slCacheFree(st);
   slTimerFree(st);
   slSchemaFree(st);

@@ -34,6 +34,7 @@ struct slEntry {
   slRow *row;                /* value/map/reducing/aggregating: NULL = absent */
   slRow **rows;              /* list: rows */
   size_t nrows, caprows;
+  size_t rowbytes;           /* list: bytes of the rows, kept as they change */
   size_t npersist;           /* list: rows [0, npersist) are in the table */
   int64_t next_seq;          /* list: next seq, -1 = unknown */
   unsigned char kbytes[];
@@ -106,6 +107,7 @@ struct sl_store {
   int failed;                /* uncommitted changes were lost: refuse work */
   int closed;
   int iters;                 /* open iterators */
+  int snapshots;             /* snapshots begun and not yet ended */
   sl_state **states;
   int nstates, capstates;
   /* the current key */

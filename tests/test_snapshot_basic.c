@@ -344,3 +344,37 @@ TEST(quick_snapshot_stream_out_of_order) {
   ZSTD_freeCCtx(z.cctx);
   close(fd);
 }
+
+/* sl_snapshot_extract(): a snapshot file back to its database, bounded. */
+TEST(quick_snapshot_extract) {
+  sl_store *st = su_open("wc", 0, 1, NULL);
+  sn_states s;
+  sl_snapshot *sn = NULL;
+  char target[2048], zst[4096], db[4096], work[4096], out[256], *want;
+  sn_register(st, &s);
+  fill(st, &s, 300, 0);
+  snprintf(target, sizeof target, "%s/target", test_dir());
+  ASSERT_OK(sl_snapshot_begin(st, target, 1, SL_CHECKPOINT, NULL, &sn), st);
+  su_db_path(work, sizeof work, su_dir(), "wc", 0);
+  want = su_dump(work);
+  SN_OK(sl_snapshot_write(sn), sn);
+  ASSERT_OK(sl_snapshot_end(sn), st);
+  su_close(st);
+  snprintf(zst, sizeof zst, "%s/wc/0.db.zst", target);
+  snprintf(db, sizeof db, "%s/x.db", test_dir());
+  ASSERT_OK(sl_snapshot_extract(zst, db, 0), NULL);
+  ASSERT_TEXT(su_dump(db), want);
+  free(want);
+  /* over the limit: refused, nothing left */
+  ASSERT_RC(sl_snapshot_extract(zst, db, 4096), SL_CORRUPT, NULL);
+  ASSERT(!su_exists(db));
+  /* not a snapshot; a truncated one; bad arguments */
+  ASSERT_RC(sl_snapshot_extract(work, db, 0), SL_CORRUPT, NULL);
+  ASSERT_EQ(test_sh(out, sizeof out, "head -c 3000 '%s' > '%s/cut.zst'", zst, test_dir()), 0);
+  snprintf(zst, sizeof zst, "%s/cut.zst", test_dir());
+  ASSERT_RC(sl_snapshot_extract(zst, db, 0), SL_CORRUPT, NULL);
+  ASSERT(!su_exists(db));
+  ASSERT_RC(sl_snapshot_extract(NULL, db, 0), SL_MISUSE, NULL);
+  ASSERT_RC(sl_snapshot_extract(zst, "", 0), SL_MISUSE, NULL);
+  ASSERT_RC(sl_snapshot_extract("missing.zst", db, 0), SL_CORRUPT, NULL);
+}

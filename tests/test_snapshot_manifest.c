@@ -82,6 +82,8 @@ TEST(quick_manifest_render_and_parse) {
            "operator sink.1 1 64\n"
            "file sink.1/0.db.zst 7 512 00000000\n");
   ASSERT_EQ(strncmp(text, want, strlen(want)), 0);
+  /* the example of docs/FORMAT.md, checksum included */
+  ASSERT_STR(text + strlen(want), "checksum 4ef5ba89\n");
   ASSERT_EQ(n, strlen(want) + strlen("checksum 00000000\n"));
   {
     char line[64];

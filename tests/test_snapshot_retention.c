@@ -65,6 +65,23 @@ TEST(quick_retention_by_count) {
   ASSERT_HAS(r, "chk-3 (");
   ASSERT_HAS(r, "retention keeps 2");
   free(r);
+  /* unfinished directories: an old one goes (a removal cut short), a newer
+  ** one (a checkpoint in progress) stays */
+  {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/chk/chk-2/wc", test_dir());
+    ASSERT_EQ(test_sh(NULL, 0, "mkdir -p '%s' && echo x > '%s/0.db.zst'", p, p), 0);
+    snprintf(p, sizeof p, "%s/chk/chk-9/wc", test_dir());
+    ASSERT_EQ(test_sh(NULL, 0, "mkdir -p '%s' && echo x > '%s/0.db.zst'", p, p), 0);
+    sn_checkpoint(cd, st, 2, 6, NULL);
+    ASSERT(!chk_exists(2));
+    ASSERT(chk_exists(9));
+    ASSERT(!chk_exists(4));
+    ASSERT_TEXT(ids(cd), "5 6 9? ");
+    r = su_take(&rep);
+    ASSERT_HAS(r, "chk-2: it has no MANIFEST and is older than the checkpoints kept");
+    free(r);
+  }
   for (int i = 0; i < 2; i++) su_close(st[i]);
   SN_OK(sl_chkdir_close(cd), NULL);
 }
