@@ -7,6 +7,8 @@
 #   make asan | ubsan  the tests under AddressSanitizer+UBSan | UBSan alone
 #   make valgrind      every test under valgrind
 #   make torture       every test in long mode (SL_TEST_LONG=1)
+#   make fuzz          libFuzzer on the MANIFEST parser and snapshot loader for
+#                      FUZZ_SECONDS (default 60); findings go to tests/fuzz/regressions
 #   make install       PREFIX=/usr/local DESTDIR= (also: make uninstall)
 #   make run           the demo        make bench   the benchmarks
 #   make amalgamation  statelite.c + statelite.h in one pair
@@ -136,7 +138,7 @@ RUN_CMD ?= echo "make run: the statelite demo does not exist yet; it will come w
 # ---------------------------------------------------------------------------
 
 .PHONY: all lib tool test check asan ubsan valgrind torture install uninstall \
-        clean run bench amalgamation help deps FORCE
+        clean run bench amalgamation help deps fuzz FORCE
 
 all: lib $(TOOL) $(ALL_TARGETS)
 
@@ -238,6 +240,33 @@ $(BUILD)/.deps-valgrind-ok: $(DEPS_SH) | $(DEPS_STAMP)
 
 torture: $(RUNNER) $(TOOL) $(TEST_DEPS) $(TORTURE_DEPS)
 	SL_TEST_LONG=1 $(RUN_TESTS) --timeout $(TORTURE_TIMEOUT) $(TEST_ARGS)
+
+# libFuzzer (clang; its runtime comes with libclang-rt-14-dev). The target is
+# built from the library sources with the fuzzer's instrumentation, runs on a
+# copy of the seed corpus (so tests/fuzz/corpus stays as committed) and
+# writes any finding into tests/fuzz/regressions/, which `make test` replays.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+FUZZ_BIN     := $(BUILD)/fuzz/fuzz_snapshot
+
+$(BUILD)/.deps-fuzz-ok: $(DEPS_SH) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@CC="$(FUZZ_CC)" bash $(DEPS_SH) --sanitize address,undefined libclang-rt-14-dev
+	@touch $@
+
+$(FUZZ_BIN): tests/fuzz/fuzz_snapshot.c $(LIB_SRCS) $(wildcard include/*.h base/*.h store/*.h snapshot/*.h sdk/*.h) $(BUILD)/.deps-fuzz-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(SL_CPPFLAGS) -std=c11 -O1 -g $(FUZZ_FLAGS) -DSL_FUZZ_LIBFUZZER \
+	  -o $@ tests/fuzz/fuzz_snapshot.c $(LIB_SRCS) $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+	@rm -rf $(BUILD)/fuzz/corpus && mkdir -p $(BUILD)/fuzz/corpus tests/fuzz/regressions
+	@cp tests/fuzz/corpus/* $(BUILD)/fuzz/corpus/
+	ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) \
+	  -timeout=20 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+	  -artifact_prefix=tests/fuzz/regressions/ $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
 # ---------------------------------------------------------------------------
 # Demo, benchmarks, amalgamation
