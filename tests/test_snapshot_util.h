@@ -17,15 +17,9 @@
 #include "store_util.h"
 #include "test.h"
 
-/* The message of any handle, also of handles sl_errmsg() does not know yet
-** (every handle starts with the same header). */
+/* The message of a store, snapshot or checkpoint directory handle. */
 static inline const char *sn_msg(const void *h) {
-  const char *m = sl_errmsg(h);
-  if (h && strcmp(m, "not a live statelite handle") == 0) {
-    const slHandle *hh = (const slHandle *)h;
-    if (hh->magic == SL_MAGIC_SNAPSHOT || hh->magic == SL_MAGIC_CHKDIR) m = hh->errmsg;
-  }
-  return m;
+  return sl_errmsg(h);
 }
 
 #define SN_OK(rc, h) do { int r_ = (rc); if (r_ != SL_OK) \
