@@ -861,6 +861,12 @@ typedef struct sl_chkdir_config {
   const sl_allocator *allocator;
   sl_report_fn report;
   void *report_ud;
+  /* Called during sl_chkdir_restore() after each snapshot file unpacked and
+  ** each instance rebuilt by a rescale: `what` names the step ("unpacked",
+  ** "rebuilt") and the operator; done of total steps of that operator. For
+  ** progress lines on long restores; NULL for none. */
+  void (*progress)(void *ud, const char *what, const char *op, int done, int total);
+  void *progress_ud;
 } sl_chkdir_config;
 
 /* Only look: no garbage removal, no retention; publishing and restore are

@@ -774,6 +774,8 @@ static int rsPrepareSame(rsCtx *x, const slMfOp *op, const char *rdir) {
     if (!dst) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
     rc = rsUnpack(x, op, j, dst, x->m->id);
     slFree(&cd->alloc, dst);
+    if (rc == SL_OK && cd->cfg.progress)
+      cd->cfg.progress(cd->cfg.progress_ud, "unpacked", op->name, j + 1, op->parallelism);
   }
   return rc;
 }
@@ -791,6 +793,8 @@ static int rsPrepareRescale(rsCtx *x, const slMfOp *op, int p1, const char *rdir
       break;
     }
     rc = rsUnpack(x, op, i, old, 0);
+    if (rc == SL_OK && cd->cfg.progress)
+      cd->cfg.progress(cd->cfg.progress_ud, "unpacked", op->name, i + 1, p0);
     if (rc == SL_OK) rc = rsCountOpLists(cd, old, old, i, p0, &ops, &nops, &cap);
     if (rc == SL_OK && i == 0) {
       sqlite3 *db = NULL;
@@ -812,6 +816,8 @@ static int rsPrepareRescale(rsCtx *x, const slMfOp *op, int p1, const char *rdir
     rc = rsBuild(cd, op, p1, j, rdir, pgsz, x->m->id, ops, nops);
     if (rc == SL_OK) rc = rsCheckDb(cd, dst, label, op->name, j, p1, op->maxp, 0);
     slFree(&cd->alloc, dst);
+    if (rc == SL_OK && cd->cfg.progress)
+      cd->cfg.progress(cd->cfg.progress_ud, "rebuilt", op->name, j + 1, p1);
   }
   for (int i = 0; i < p0; i++) { /* the old files are no longer needed */
     char *old = slSnapPrintf(&cd->alloc, "%s/old-%d.db", rdir, i);

@@ -161,3 +161,42 @@ TEST(tool_commands_through_the_binary) {
   ASSERT_EQ(TOOL("verify '%s/chk' 2>&1", d), 1);
   ASSERT_MSG(strstr(out, "0.db.zst"), "verify did not name the file: %s", out);
 }
+
+typedef struct prog_count {
+  int unpacked, rebuilt, last_done, last_total;
+} prog_count;
+
+static void count_progress(void *ud, const char *what, const char *op, int done, int total) {
+  prog_count *p = ud;
+  ASSERT(op != NULL);
+  if (!strcmp(what, "unpacked")) p->unpacked++;
+  else if (!strcmp(what, "rebuilt")) p->rebuilt++;
+  else ASSERT_MSG(0, "unknown progress step %s", what);
+  ASSERT(done >= 1 && done <= total);
+  p->last_done = done;
+  p->last_total = total;
+}
+
+TEST(tool_restore_reports_progress) {
+  const char *d = test_dir();
+  sl_chkdir_config cfg;
+  sl_chkdir *cd = NULL;
+  prog_count p;
+  sl_rescale rs[2] = {{"count", 3}, {"gen", 1}};
+  char dir[4300], to[4300];
+  int64_t restored = 0;
+  ASSERT_EQ(sdk_run_child(t_job, (void *)d), 0);
+  memset(&p, 0, sizeof p);
+  sl_chkdir_config_init(&cfg);
+  cfg.progress = count_progress;
+  cfg.progress_ud = &p;
+  snprintf(dir, sizeof dir, "%s/chk", d);
+  snprintf(to, sizeof to, "%s/r", d);
+  ASSERT_OK(sl_chkdir_open(dir, &cfg, &cd), cd);
+  ASSERT_OK(sl_chkdir_restore(cd, 0, NULL, to, rs, 2, &restored), cd);
+  sl_chkdir_close(cd);
+  /* gen: 1 file unpacked; count: 2 old files unpacked, 3 instances rebuilt */
+  ASSERT_EQ(p.unpacked, 3);
+  ASSERT_EQ(p.rebuilt, 3);
+  ASSERT_EQ(t_sum(to, 3), 30000);
+}

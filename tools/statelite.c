@@ -91,6 +91,29 @@ static void which(const char *arg, int64_t *id, const char **name) {
   else *name = arg;
 }
 
+/* A progress line on stderr once an operation has taken a second, then at
+** most one a second, and one at the end of each operator. */
+typedef struct progress_state {
+  struct timespec start, last;
+} progress_state;
+
+static progress_state g_progress;
+
+static double seconds_since(const struct timespec *t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void progress(void *ud, const char *what, const char *op, int done, int total) {
+  progress_state *p = ud;
+  double since_start = seconds_since(&p->start);
+  if (since_start < 1.0) return;
+  if (done < total && seconds_since(&p->last) < 1.0) return;
+  clock_gettime(CLOCK_MONOTONIC, &p->last);
+  fprintf(stderr, "statelite: %.1f s: %s: %s %d of %d\n", since_start, op, what, done, total);
+}
+
 static int open_dir(const char *dir, int flags, sl_chkdir **cd) {
   sl_chkdir_config cfg;
   struct stat sb;
@@ -100,6 +123,8 @@ static int open_dir(const char *dir, int flags, sl_chkdir **cd) {
   sl_chkdir_config_init(&cfg);
   cfg.flags = flags;
   cfg.report = report;
+  cfg.progress = progress;
+  cfg.progress_ud = &g_progress;
   rc = sl_chkdir_open(dir, &cfg, cd);
   if (rc) {
     fail("cannot open %s: %s", dir, sl_errmsg(*cd));
@@ -293,6 +318,8 @@ static int cmd_restore(int argc, char **argv) {
     }
   }
   t0 = time(NULL);
+  clock_gettime(CLOCK_MONOTONIC, &g_progress.start);
+  g_progress.last = g_progress.start;
   fprintf(stderr, "statelite: restoring %s into %s ...\n", sel ? sel : "the newest checkpoint", to);
   rc = sl_chkdir_restore(cd, id, name, to, nrs ? rs : NULL, nrs, &restored);
   if (rc) {
