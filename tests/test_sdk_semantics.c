@@ -226,6 +226,14 @@ static void sem_setup(sem_cfg *c, int mode) {
   snprintf(c->dir, sizeof c->dir, "%s", test_dir());
 }
 
+/* FNV-1a of a text, with its length mixed in. */
+static uint64_t sem_hash(const char *t) {
+  uint64_t h = 1469598103934665603ull;
+  size_t n = 0;
+  for (; t[n]; n++) h = (h ^ (unsigned char)t[n]) * 1099511628211ull;
+  return h ^ n;
+}
+
 TEST(quick_sdk_semantics_without_kills) {
   sem_cfg c;
   sem_setup(&c, SL_EXACTLY_ONCE);
@@ -236,14 +244,19 @@ TEST(quick_sdk_semantics_without_kills) {
   ASSERT_EQ(sem_check_state(&c), 0);
   /* running it again on the same directories adds nothing */
   {
-    char path[4200], *before, *after;
+    /* (no heap block may be held across the fork: valgrind would call it
+    ** lost in the child) */
+    char path[4200], *text;
+    uint64_t before, after;
     snprintf(path, sizeof path, "%s/out.txt", c.dir);
-    before = sdk_read(path);
+    text = sdk_read(path);
+    before = sem_hash(text);
+    free(text);
     ASSERT_EQ(sdk_run_child(sem_job, &c), 0);
-    after = sdk_read(path);
-    ASSERT_STR(before, after);
-    free(before);
-    free(after);
+    text = sdk_read(path);
+    after = sem_hash(text);
+    free(text);
+    ASSERT_EQ(before, after);
   }
 }
 
