@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -106,4 +108,28 @@ int64_t slNowMs(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Test hook: see base.h. Not on any per-record path. */
+void slKillPoint(const char *name) {
+  const char *p = getenv("SL_KILL_POINT");
+  size_t n = strlen(name);
+  while (p && *p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *colon = memchr(p, ':', len);
+    size_t nlen = colon ? (size_t)(colon - p) : len;
+    if (nlen == n && memcmp(p, name, n) == 0) {
+      long pct = colon ? strtol(colon + 1, NULL, 10) : 100;
+      struct timespec ts;
+      uint64_t v;
+      uint32_t x;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
+      x = slMurmur3(&v, sizeof v, 0x6b696c6cu); /* spread the clock's low bits */
+      if (pct >= 100 || (pct > 0 && (long)(x % 100u) < pct)) kill(getpid(), SIGKILL);
+      return;
+    }
+    p = end ? end + 1 : NULL;
+  }
 }

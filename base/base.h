@@ -73,4 +73,24 @@ SL_PRIVATE int slKeyGroupOf(uint32_t hash, int max_parallelism);
 /* Milliseconds since the Unix epoch, CLOCK_REALTIME. */
 SL_PRIVATE int64_t slNowMs(void);
 
+/* Named kill points, for the reliability tests (tests/test_rel_killpoints.c).
+** When the environment variable SL_KILL_POINT names `name` -- a comma-separated
+** list of entries `name` or `name:percent` -- the process kills itself with
+** SIGKILL there (with `percent`, only with that probability, drawn from the
+** nanoseconds of the monotonic clock: the library keeps no global state).
+** getenv() is read at each call; none of these is on the per-record path.
+** The points:
+**   commit            sdk/run.c     after the store commit of a checkpoint's
+**                                   synchronous part (sl_snapshot_begin)
+**   backup            snapshot/zvfs.c   during the backup, after its second page
+**   snapshot_written  snapshot/snapshot.c  the .db.zst written, not yet synced
+**   snapshot_synced   snapshot/snapshot.c  after its fsync, before the rename
+**   snapshot_renamed  snapshot/snapshot.c  after the rename into place
+**   manifest_before   snapshot/chkdir.c  publish: before the MANIFEST is written
+**   manifest_after    snapshot/chkdir.c  publish: after it is written and synced
+**   restore           snapshot/restore.c after each snapshot file unpacked
+**   retention         snapshot/chkdir.c  after each checkpoint removed
+*/
+SL_PRIVATE void slKillPoint(const char *name);
+
 #endif

@@ -82,6 +82,7 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
   t0 = slMonoUs();
   rc = slSdkSnapBegin(in, id, savepoint, &snap);
   slRecordPause(job, slMonoUs() - t0);
+  if (rc == SL_OK) slKillPoint("commit"); /* test hook (base.h): synchronous part committed */
   if (rc) {
     char err[SL_ERRMSG_MAX];
     snprintf(err, sizeof err, "'%s' instance %d: %s", in->stage->name, in->index, sl_errmsg(in->store));

@@ -379,6 +379,7 @@ static int cdRetain(sl_chkdir *cd, int *removed) {
     }
     rc = cdRemove(cd, it->path);
     if (rc) break;
+    slKillPoint("retention"); /* test hook (base.h): between removals */
     if (removed) (*removed)++;
     slSnapReport(cd, SL_OK, "removed %s (%llu bytes): retention keeps %d checkpoint(s)%s",
                  it->path, (unsigned long long)it->bytes, cd->cfg.keep,
@@ -510,9 +511,11 @@ int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
     rc = opdir ? slSnapSyncDir(cd->errmsg, opdir) : slSnapCdErr(cd, SL_NOMEM, "out of memory");
     slFree(&cd->alloc, opdir);
   }
+  if (rc == SL_OK) slKillPoint("manifest_before"); /* test hook (base.h) */
   if (rc == SL_OK) rc = slSnapWriteAtomic(cd->errmsg, mf, text, len);
   if (rc == SL_OK && parent) rc = slSnapSyncDir(cd->errmsg, parent);
   if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, cd->dir);
+  if (rc == SL_OK) slKillPoint("manifest_after"); /* test hook (base.h) */
   if (rc == SL_OK && kind == SL_CHECKPOINT && cdRetain(cd, NULL) != SL_OK) {
     /* published all the same; retention runs again at the next one */
     slSnapReport(cd, SL_ERROR, "checkpoint %lld is published, but retention failed: %s",

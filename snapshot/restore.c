@@ -762,6 +762,7 @@ static int rsUnpack(rsCtx *x, const slMfOp *op, int j, const char *dst, int64_t 
   if (!src) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
   rc = slSnapDecompress(cd->errmsg, &cd->alloc, src, dst, op->files[j].raw);
   if (rc == SL_OK) rc = rsCheckDb(cd, dst, src, op->name, j, op->parallelism, op->maxp, set_last);
+  if (rc == SL_OK) slKillPoint("restore"); /* test hook (base.h): a file unpacked */
   slFree(&cd->alloc, src);
   return rc;
 }

@@ -245,9 +245,11 @@ static int snapStream(sl_snapshot *sn, uint64_t *peak) {
   if (rc == SL_OK)
     rc = slSnapZHead(sn->errmsg, sn->cctx, sn->level, sn->page1, sn->pgsz, sn->head, reserve);
   if (rc == SL_OK) rc = slSnapPwrite(sn->errmsg, fd, sn->head, reserve, 0, sn->tmp_path);
+  if (rc == SL_OK) slKillPoint("snapshot_written"); /* test hook (base.h) */
   if (rc == SL_OK && fsync(fd) != 0)
     rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot sync %s: %s", sn->tmp_path,
                  strerror(errno));
+  if (rc == SL_OK) slKillPoint("snapshot_synced"); /* test hook (base.h) */
   if (close(fd) != 0 && rc == SL_OK)
     rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot close %s: %s", sn->tmp_path,
                  strerror(errno));
@@ -290,9 +292,11 @@ static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
   rc = slSnapZBegin(sn->errmsg, &z, (uint64_t)raw);
   if (rc == SL_OK) rc = slSnapCompressFile(sn->errmsg, &z, sn->raw_path, sn->iobuf, SL_SNAP_IOBUF);
   if (rc == SL_OK) rc = slSnapZEnd(sn->errmsg, &z);
+  if (rc == SL_OK) slKillPoint("snapshot_written"); /* test hook (base.h) */
   if (rc == SL_OK && fsync(fd) != 0)
     rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot sync %s: %s", sn->tmp_path,
                  strerror(errno));
+  if (rc == SL_OK) slKillPoint("snapshot_synced"); /* test hook (base.h) */
   if (close(fd) != 0 && rc == SL_OK)
     rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot close %s: %s", sn->tmp_path,
                  strerror(errno));
@@ -336,6 +340,7 @@ int sl_snapshot_write(sl_snapshot *sn) {
   if (rc == SL_OK && rename(sn->tmp_path, sn->final_path) != 0)
     rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot rename %s into place: %s",
                  sn->tmp_path, strerror(errno));
+  if (rc == SL_OK) slKillPoint("snapshot_renamed"); /* test hook (base.h) */
   if (rc == SL_OK) rc = slSnapSyncDir(sn->errmsg, sn->dir);
   if (rc != SL_OK) {
     char ignored[SL_ERRMSG_MAX];

@@ -183,6 +183,7 @@ static int zvWrite(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
     return rc == SL_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
   }
   v->next_off += v->pgsz;
+  if (v->next_off == 2 * (uint64_t)v->pgsz) slKillPoint("backup"); /* test hook (base.h) */
   return SQLITE_OK;
 }
 
