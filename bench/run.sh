@@ -9,9 +9,15 @@
 #
 # Environment: RUNS (default 5), RECORDS (2000000), KEYS (100000), SEED (42),
 # TIME_LIMIT (seconds the whole run may take, default 540), TMPDIR, BIN
-# (default build/bench_value). A section whose first round shows that it would
-# not fit in the time left is restarted with fewer records, and RESULTS.md
-# says so.
+# (default build/bench_value). A ValueState section whose first round shows
+# that it would not fit in the time left to it is restarted with fewer
+# records, and RESULTS.md says so. The two ValueState sections may use 35% and
+# 52% of TIME_LIMIT; the rest is left to the checkpoint sections that follow.
+#
+# Then: "Checkpoints of a store" (build/bench_checkpoint, CHK_KEYS, default
+# "100000 1000000", CHK_INTERVALS 20) and "The SDK pipeline end to end"
+# (build/bench_pipeline, PIPE_RECORDS 400000, PIPE_PARS "1 2"), RUNS rounds
+# each, the configurations taking turns within each round.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,18 +28,28 @@ SEED=${SEED:-42}
 INTERVAL=100000
 TIME_LIMIT=${TIME_LIMIT:-540}
 BIN=${BIN:-build/bench_value}
+CHK_BIN=${CHK_BIN:-build/bench_checkpoint}
+PIPE_BIN=${PIPE_BIN:-build/bench_pipeline}
+CHK_KEYS=${CHK_KEYS:-100000 1000000}
+CHK_INTERVALS=${CHK_INTERVALS:-20}
+PIPE_RECORDS=${PIPE_RECORDS:-400000}
+PIPE_PARS=${PIPE_PARS:-1 2}
 CC=${CC:-cc}
 
-[ -x "$BIN" ] || { echo "run.sh: $BIN is missing; run make -C bench build first." >&2; exit 1; }
+for b in "$BIN" "$CHK_BIN" "$PIPE_BIN"; do
+  [ -x "$b" ] || { echo "run.sh: $b is missing; run make -C bench build first." >&2; exit 1; }
+done
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/statelite-bench-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 data=$scratch/results.txt    # section|label|round|ops|rss_kb|seconds|commit_seconds
+kv=$scratch/kv.txt           # section|label|round|the key=value line of a program
 notes=$scratch/notes.txt     # sentences for RESULTS.md
 loads=$scratch/loads.txt     # 1-minute load average after each run
 : > "$data"
 : > "$loads"
 : > "$notes"
+: > "$kv"
 
 start=$(date +%s)
 now() { date +%s; }
@@ -117,13 +133,63 @@ run_section() {
 echo "== statelite benchmarks: $RUNS rounds per section, $RECORDS records over $KEYS keys"
 
 run_section uniform "Uniform keys: the working set fits the 64 MiB cache (statelite-4MiB: it does not)" "" \
-  $(( TIME_LIMIT * 70 / 100 )) \
+  $(( TIME_LIMIT * 35 / 100 )) \
   "statelite=statelite" "hash=hash" "statelite-nocache=statelite-nocache" \
   "sqlite=sqlite" "rocksdb=rocksdb" "statelite-4MiB=statelite --budget 4194304"
 
 run_section zipf "Zipf keys (s = 1.1), working set fits" "--zipf 1.1" \
-  "$TIME_LIMIT" \
+  $(( TIME_LIMIT * 52 / 100 )) \
   "statelite=statelite" "hash=hash" "rocksdb=rocksdb"
+
+value_elapsed=$(( $(now) - start ))
+
+# run_kv SECTION LABEL ROUND COMMAND... -> appends the program's line to $kv
+run_kv() {
+  local section=$1 label=$2 round=$3 out; shift 3
+  if ! out=$("$@" --dir "$scratch"); then
+    echo "run.sh: $label ($section) failed: $*" >&2
+    exit 1
+  fi
+  if ! grep -q 'verified=ok' <<<"$out"; then
+    echo "run.sh: $label ($section) printed no verified result: $out" >&2
+    exit 1
+  fi
+  echo "$section|$label|$round|$out" >> "$kv"
+  cut -d' ' -f1 /proc/loadavg >> "$loads" 2>/dev/null || true
+}
+
+# kvstat SECTION LABEL FIELD -> "median min max" of FIELD=value over the rounds
+kvstat() {
+  awk -F'|' -v s="$1" -v l="$2" '$1 == s && $2 == l { print $4 }' "$kv" |
+    tr ' ' '\n' | sed -n "s/^$3=//p" | sort -g | awk '{ v[NR] = $1 } END {
+      if (NR == 0) { print "- - -"; exit }
+      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.6g %.6g %.6g\n", m, v[1], v[NR] }'
+}
+
+chk_start=$(now)
+echo "== checkpoints of a store: keys $CHK_KEYS, $CHK_INTERVALS intervals, 1% changed"
+for round in $(seq 1 "$RUNS"); do
+  for keys in $CHK_KEYS; do
+    printf '[checkpoint] %8s keys round %d/%d ... ' "$keys" "$round" "$RUNS"
+    run_kv checkpoint "$keys" "$round" "$CHK_BIN" --keys "$keys" --intervals "$CHK_INTERVALS" \
+      --seed "$SEED"
+    tail -n1 "$kv" | sed -n 's/.*\(sync_p99_ms=[0-9.]*\).*\(ratio_median=[0-9.]*\).*/\1 \2/p'
+  done
+done
+chk_elapsed=$(( $(now) - chk_start ))
+
+pipe_start=$(now)
+echo "== SDK pipeline: $PIPE_RECORDS records, counter parallelism $PIPE_PARS"
+for round in $(seq 1 "$RUNS"); do
+  for par in $PIPE_PARS; do
+    printf '[pipeline] parallelism %s round %d/%d ... ' "$par" "$round" "$RUNS"
+    run_kv pipeline "$par" "$round" "$PIPE_BIN" --records "$PIPE_RECORDS" --keys "$KEYS" \
+      --par "$par" --interval-ms 1000
+    tail -n1 "$kv" | sed -n 's/.*\(records_per_sec=[0-9]*\).*/\1/p'
+  done
+done
+pipe_elapsed=$(( $(now) - pipe_start ))
 
 elapsed=$(( $(now) - start ))
 echo "== all runs done in ${elapsed}s; writing RESULTS.md"
@@ -208,6 +274,10 @@ out=$scratch/RESULTS.md
   echo "Written by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); the"
   echo "whole run took ${elapsed} s. Each figure is the median of $RUNS runs, with the"
   echo "minimum and maximum in brackets; the engines took turns within every round."
+  echo "The ValueState sections ran first (${value_elapsed} s) and may use 35% and 52% of the"
+  echo "time limit (${TIME_LIMIT} s) before they scale their record counts down (they had"
+  echo "70% and 100% before the checkpoint and pipeline sections were added); the"
+  echo "checkpoint and pipeline sections run at fixed sizes."
   echo
   echo "## Machine"
   echo
@@ -296,6 +366,124 @@ out=$scratch/RESULTS.md
     echo '```'
     echo
   done
+  # ---- Checkpoints of a store ----
+  chk_cmd=$CHK_BIN
+  [[ $chk_cmd == /* ]] || chk_cmd=./$chk_cmd
+  pipe_cmd=$PIPE_BIN
+  [[ $pipe_cmd == /* ]] || pipe_cmd=./$pipe_cmd
+  echo "## Checkpoints of a store: pause, size, restore"
+  echo
+  echo "A store with one value state of N keys (key \`k\` INTEGER; values \`n\` INTEGER"
+  echo "and \`s\` TEXT of about 12 bytes), filled and committed first (not timed with"
+  echo "the checkpoints). Then $CHK_INTERVALS intervals: change 1% of the keys (drawn with"
+  echo "splitmix64, seed $SEED), then take checkpoint i: \`sl_chkdir_target\`,"
+  echo "\`sl_snapshot_begin\` (the synchronous part, which commits the changes: the"
+  echo "pause of the operator), \`sl_snapshot_write\` (the asynchronous part; here run"
+  echo "on the same thread with nothing beside it), \`sl_snapshot_get_info\`,"
+  echo "\`sl_snapshot_end\`, \`sl_chkdir_publish\`. Default settings: cache budget"
+  echo "64 MiB, zstd level 3, 2 checkpoints kept. After the last one the store is"
+  echo "closed and the newest checkpoint restored (\`sl_chkdir_restore\`) into a fresh"
+  echo "state directory; every restored row was read back and checked (all runs passed)."
+  echo
+  echo "Per run: the pause p50 and p99 over its $CHK_INTERVALS checkpoints (nearest rank, so"
+  echo "with $CHK_INTERVALS samples p99 is the largest pause), the median of the others."
+  echo "The table gives the median over the $RUNS runs of those per-run figures, with"
+  echo "their minimum and maximum. \"Live database\" is \`raw_bytes\`: the size of the"
+  echo "database the snapshot holds (the state file on disk, with its WAL, is larger:"
+  echo "see the last column)."
+  echo
+  echo "| keys | sync pause p50 ms | sync pause p99 ms | async (write) ms | snapshot bytes | live database bytes | snapshot / live | peak extra disk | restore s | state file + WAL on disk |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for keys in $CHK_KEYS; do
+    cell() { # FIELD FORMAT SCALE
+      read -r m lo hi <<<"$(kvstat checkpoint "$keys" "$1")"
+      awk -v m="$m" -v lo="$lo" -v hi="$hi" -v f="$2" -v d="${3:-1}" \
+        'BEGIN { printf f " (" f "–" f ")", m / d, lo / d, hi / d }'
+    }
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(fmt_int "$keys")" \
+      "$(cell sync_p50_ms %.2f)" "$(cell sync_p99_ms %.2f)" "$(cell async_median_ms %.0f)" \
+      "$(cell bytes_median '%.2f MiB' 1048576)" "$(cell raw_bytes_median '%.2f MiB' 1048576)" \
+      "$(cell ratio_median %.3f)" "$(cell peak_disk_median '%.2f MiB' 1048576)" \
+      "$(cell restore_seconds %.3f)" "$(cell file_bytes_median '%.1f MiB' 1048576)"
+  done
+  echo
+  streamed=$(awk -F'|' '$1 == "checkpoint" { print $4 }' "$kv" | tr ' ' '\n' |
+    sed -n 's/^streamed=//p' | awk -F/ '{ a += $1; b += $2 } END { print a "/" b }')
+  echo "Snapshots streamed into the compressor without an uncompressed copy: $streamed."
+  echo "Peak extra disk is \`peak_disk_bytes\`: the snapshot file itself when streamed."
+  echo "Publishing (\`sl_chkdir_publish\`) took a median of"
+  for keys in $CHK_KEYS; do
+    read -r m _ _ <<<"$(kvstat checkpoint "$keys" publish_median_ms)"
+    printf -- '%.1f ms at %s keys; ' "$m" "$(fmt_int "$keys")"
+  done
+  echo "filling the store took"
+  for keys in $CHK_KEYS; do
+    read -r m _ _ <<<"$(kvstat checkpoint "$keys" populate_seconds)"
+    printf -- '%.2f s at %s keys; ' "$m" "$(fmt_int "$keys")"
+  done
+  echo "the section took ${chk_elapsed} s."
+  echo
+  big=$(tr ' ' '\n' <<<"$CHK_KEYS" | grep -x 1000000 || tr ' ' '\n' <<<"$CHK_KEYS" | sort -g | tail -n1)
+  read -r p99m _ p99hi <<<"$(kvstat checkpoint "$big" sync_p99_ms)"
+  echo "Design targets:"
+  echo
+  if awk -v x="$p99m" 'BEGIN { exit !(x <= 5) }'; then verdict="**met**"; else verdict="**missed**"; fi
+  printf -- '- sync pause p99 <= 5 ms at %s keys with 1%% changed: %s (median of the per-run p99 %.2f ms, worst run %.2f ms).\n' \
+    "$(fmt_int "$big")" "$verdict" "$p99m" "$p99hi"
+  for keys in $CHK_KEYS; do
+    read -r rm _ rhi <<<"$(kvstat checkpoint "$keys" ratio_median)"
+    if awk -v x="$rm" 'BEGIN { exit !(x <= 0.35) }'; then verdict="**met**"; else verdict="**missed**"; fi
+    printf -- '- snapshot bytes <= 0.35x the live database bytes at %s keys: %s (%.3fx median, worst run %.3fx).\n' \
+      "$(fmt_int "$keys")" "$verdict" "$rm" "$rhi"
+  done
+  echo
+  echo "To reproduce, from bench/ after \`make build\` (one run each):"
+  echo
+  echo '```'
+  for keys in $CHK_KEYS; do
+    echo "$chk_cmd --keys $keys --intervals $CHK_INTERVALS --seed $SEED"
+  done
+  echo '```'
+  echo
+  # ---- The SDK pipeline ----
+  echo "## The SDK pipeline end to end"
+  echo
+  echo "\`sl_generator_source\` ($(fmt_int "$PIPE_RECORDS") records over $(fmt_int "$KEYS") keys, parallelism 1)"
+  echo "-> \`SL_KEY_BY \"key\"\` -> a keyed counter (value state, \`sl_value_get\` +"
+  echo "\`sl_value_update\` per record, emits key and count) -> \`SL_REBALANCE\` -> a sink"
+  echo "that counts records (no output file, parallelism 1). Exactly-once, a"
+  echo "checkpoint every 1000 ms, the other settings the defaults (8 MiB cache per"
+  echo "instance, channels of 1024 records, zstd level 3); fresh state and checkpoint"
+  echo "directories per run, removed afterwards. records/s is the records over the"
+  echo "wall time of \`sl_job_run\` (start, restore check, run, final checkpoint). The"
+  echo "pauses (synchronous part of the checkpoints) and the count of completed"
+  echo "checkpoints come from \`sl_job_get_stats\`. Every run was checked: the sink saw"
+  echo "each record once and the counts it saw add up to what per-key counters give."
+  echo "The section took ${pipe_elapsed} s."
+  echo
+  echo "| counter parallelism | records/s | wall s | pause p50 ms | pause p99 ms | pause max ms | checkpoints completed |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  for par in $PIPE_PARS; do
+    read -r rm rlo rhi <<<"$(kvstat pipeline "$par" records_per_sec)"
+    pcell() { # FIELD
+      read -r m lo hi <<<"$(kvstat pipeline "$par" "$1")"
+      awk -v m="$m" -v lo="$lo" -v hi="$hi" 'BEGIN { printf "%.2f (%.2f–%.2f)", m / 1000, lo / 1000, hi / 1000 }'
+    }
+    read -r sm slo shi <<<"$(kvstat pipeline "$par" seconds)"
+    read -r cm clo chi <<<"$(kvstat pipeline "$par" checkpoints)"
+    printf '| %s | %s (%s–%s) | %.2f (%.2f–%.2f) | %s | %s | %s | %s (%s–%s) |\n' "$par" \
+      "$(fmt_int "$rm")" "$(fmt_int "$rlo")" "$(fmt_int "$rhi")" "$sm" "$slo" "$shi" \
+      "$(pcell pause_p50_us)" "$(pcell pause_p99_us)" "$(pcell pause_max_us)" "$cm" "$clo" "$chi"
+  done
+  echo
+  echo "To reproduce, from bench/ after \`make build\` (one run each):"
+  echo
+  echo '```'
+  for par in $PIPE_PARS; do
+    echo "$pipe_cmd --records $PIPE_RECORDS --keys $KEYS --par $par --interval-ms 1000"
+  done
+  echo '```'
+  echo
   echo "## Targets of the design, for reference"
   echo
   echo "While the working set fits the budget: statelite at least 0.5x the hash"
