@@ -66,8 +66,9 @@ int slChanPush(slInst *to, slChan *c, slMsg *m) {
     return SL_ERROR;
   }
   c->ring[(c->head + c->count) % c->cap] = m;
-  c->count++;
-  pthread_cond_signal(&to->cv_read);
+  /* the reader waits only while no readable channel has data: a channel
+  ** that had some already cannot be what it waits for */
+  if (c->count++ == 0) pthread_cond_signal(&to->cv_read);
   pthread_mutex_unlock(&to->mu);
   return SL_OK;
 }

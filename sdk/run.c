@@ -278,8 +278,8 @@ static slChan *slInstNext(slInst *in, slMsg **m, int64_t *notify, int *finish) {
     if (c) {
       *m = c->ring[c->head];
       c->head = (c->head + 1) % c->cap;
-      c->count--;
-      pthread_cond_broadcast(&in->cv_write);
+      /* writers wait only on a full channel */
+      if (c->count-- == c->cap) pthread_cond_broadcast(&in->cv_write);
       break;
     }
     if (in->finish) {
