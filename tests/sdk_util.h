@@ -143,4 +143,50 @@ static inline char *sdk_sorted(const char *text) {
   return out;
 }
 
+/* ---- a sequence checker: the operator of the end-to-end tests -------------- */
+
+/* Records (id, key, seq) from sl_generator_source() arrive keyed by key; each
+** key's seq must be the previous one plus one. The operator keeps the last
+** seq per key in value state "last" and emits (key, seq, what) with what ""
+** when in order, "GAP" when a number was skipped, "DUP" when seen before. */
+static const sl_column sdk_check_key[] = {{"key", SL_INTEGER, {0, 0, {0}}}};
+static const sl_column sdk_check_last[] = {{"last_seq", SL_INTEGER, {0, 0, {0}}}};
+static const sl_column sdk_check_out[] = {{"key", SL_INTEGER, {0, 0, {0}}},
+                                          {"seq", SL_INTEGER, {0, 0, {0}}},
+                                          {"what", SL_TEXT, {0, 0, {0}}}};
+static const sl_state_desc sdk_check_states[] = {
+    {"last", SL_VALUE_STATE, 1, sdk_check_key, 0, NULL, 1, sdk_check_last, 0, 0, 0, NULL, 0, 0,
+     NULL, NULL, NULL, NULL, NULL}};
+
+static inline int sdk_check_process(sl_ctx *ctx, const sl_record *rec, void *ud) {
+  sl_state *last = sl_ctx_state(ctx, "last");
+  const sl_value *v;
+  int64_t key = rec->f[1].v.i, seq = rec->f[2].v.i, prev = -1;
+  sl_value out[3], nv;
+  int rc;
+  (void)ud;
+  rc = sl_value_get(last, &v);
+  if (rc == SL_OK) prev = v[0].v.i;
+  else if (rc != SL_NOTFOUND) return rc;
+  out[0] = sl_int(key);
+  out[1] = sl_int(seq);
+  out[2] = sl_text(seq <= prev ? "DUP" : seq == prev + 1 ? "" : "GAP");
+  if (seq > prev) {
+    nv = sl_int(seq);
+    rc = sl_value_update(last, &nv);
+    if (rc) return rc;
+  }
+  return sl_ctx_emit(ctx, out, 3, rec->ts);
+}
+
+/* Fills *op with the sequence checker. */
+static inline void sdk_checker(sl_operator *op) {
+  memset(op, 0, sizeof *op);
+  op->process = sdk_check_process;
+  op->states = sdk_check_states;
+  op->n_states = 1;
+  op->out = sdk_check_out;
+  op->n_out = 3;
+}
+
 #endif

@@ -35,33 +35,8 @@ typedef struct fd_cfg {
   char chk[3200];    /* the checkpoint directory: on the tmpfs */
 } fd_cfg;
 
-static const sl_column fd_key[] = {{"key", SL_INTEGER, {0, 0, {0}}}};
-static const sl_column fd_last[] = {{"last_seq", SL_INTEGER, {0, 0, {0}}}};
-static const sl_column fd_out[] = {{"key", SL_INTEGER, {0, 0, {0}}},
-                                   {"seq", SL_INTEGER, {0, 0, {0}}},
-                                   {"what", SL_TEXT, {0, 0, {0}}}};
-static sl_state_desc fd_states[1];
 
-static int fd_process(sl_ctx *ctx, const sl_record *rec, void *ud) {
-  sl_state *last = sl_ctx_state(ctx, "last");
-  const sl_value *v;
-  int64_t key = rec->f[1].v.i, seq = rec->f[2].v.i, prev = -1;
-  sl_value out[3], nv;
-  int rc;
-  (void)ud;
-  rc = sl_value_get(last, &v);
-  if (rc == SL_OK) prev = v[0].v.i;
-  else if (rc != SL_NOTFOUND) return rc;
-  out[0] = sl_int(key);
-  out[1] = sl_int(seq);
-  out[2] = sl_text(seq <= prev ? "DUP" : seq == prev + 1 ? "" : "GAP");
-  if (seq > prev) {
-    nv = sl_int(seq);
-    rc = sl_value_update(last, &nv);
-    if (rc) return rc;
-  }
-  return sl_ctx_emit(ctx, out, 3, rec->ts);
-}
+
 
 /* The job's log lines go to <dir>/log.txt, for the parent to watch. */
 static void fd_log(void *ud, const char *line) {
@@ -105,19 +80,7 @@ static int fd_job(void *arg) {
   gen.records_per_read = 8;
   gen.delay_us_per_read = c->delay_us;
   sl_generator_source(&src, &gen);
-  memset(fd_states, 0, sizeof fd_states);
-  fd_states[0].name = "last";
-  fd_states[0].kind = SL_VALUE_STATE;
-  fd_states[0].n_key = 1;
-  fd_states[0].key = fd_key;
-  fd_states[0].n_value = 1;
-  fd_states[0].value = fd_last;
-  memset(&check, 0, sizeof check);
-  check.process = fd_process;
-  check.states = fd_states;
-  check.n_states = 1;
-  check.out = fd_out;
-  check.n_out = 3;
+  sdk_checker(&check);
   sl_file_sink(&sink, out);
   rc = sl_job_new(&cfg, &job);
   if (rc == SL_OK) rc = sl_job_source(job, "gen", &src, 2, &s0);

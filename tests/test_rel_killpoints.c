@@ -18,34 +18,8 @@ typedef struct kp_cfg {
   char dir[4096];
 } kp_cfg;
 
-static const sl_column kp_key[] = {{"key", SL_INTEGER, {0, 0, {0}}}};
-static const sl_column kp_last[] = {{"last_seq", SL_INTEGER, {0, 0, {0}}}};
-static const sl_column kp_out[] = {{"key", SL_INTEGER, {0, 0, {0}}},
-                                   {"seq", SL_INTEGER, {0, 0, {0}}},
-                                   {"what", SL_TEXT, {0, 0, {0}}}};
-static sl_state_desc kp_states[1];
 
-/* Each key's sequence number must be the previous one plus one. */
-static int kp_process(sl_ctx *ctx, const sl_record *rec, void *ud) {
-  sl_state *last = sl_ctx_state(ctx, "last");
-  const sl_value *v;
-  int64_t key = rec->f[1].v.i, seq = rec->f[2].v.i, prev = -1;
-  sl_value out[3], nv;
-  int rc;
-  (void)ud;
-  rc = sl_value_get(last, &v);
-  if (rc == SL_OK) prev = v[0].v.i;
-  else if (rc != SL_NOTFOUND) return rc;
-  out[0] = sl_int(key);
-  out[1] = sl_int(seq);
-  out[2] = sl_text(seq <= prev ? "DUP" : seq == prev + 1 ? "" : "GAP");
-  if (seq > prev) {
-    nv = sl_int(seq);
-    rc = sl_value_update(last, &nv);
-    if (rc) return rc;
-  }
-  return sl_ctx_emit(ctx, out, 3, rec->ts);
-}
+
 
 static int kp_job(void *arg) {
   kp_cfg *c = arg;
@@ -74,19 +48,7 @@ static int kp_job(void *arg) {
   gen.records_per_read = 8;
   gen.delay_us_per_read = c->delay_us;
   sl_generator_source(&src, &gen);
-  memset(kp_states, 0, sizeof kp_states);
-  kp_states[0].name = "last";
-  kp_states[0].kind = SL_VALUE_STATE;
-  kp_states[0].n_key = 1;
-  kp_states[0].key = kp_key;
-  kp_states[0].n_value = 1;
-  kp_states[0].value = kp_last;
-  memset(&check, 0, sizeof check);
-  check.process = kp_process;
-  check.states = kp_states;
-  check.n_states = 1;
-  check.out = kp_out;
-  check.n_out = 3;
+  sdk_checker(&check);
   sl_file_sink(&sink, out);
   rc = sl_job_new(&cfg, &job);
   if (rc == SL_OK) rc = sl_job_source(job, "gen", &src, 2, &s0);
