@@ -89,7 +89,8 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
     slAck(job, id, rc, err);
     if (in->store->failed) return slJobFail(job, rc, "%s", err);
   }
-  if (!in->ended_sent && slSdkBroadcast(in, SL_M_BARRIER, savepoint ? -id : id)) return SL_ERROR;
+  /* the snapshot is recorded before the barrier goes on: should the job stop
+  ** while it is being sent, teardown still ends the snapshot */
   if (snap) {
     slPendingSnap *p = slMalloc(&job->alloc, sizeof *p);
     slSnapTask *t = slMalloc(&job->alloc, sizeof *t);
@@ -116,6 +117,7 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
     pthread_cond_signal(&job->cv_writer);
     pthread_mutex_unlock(&job->mu);
   }
+  if (!in->ended_sent && slSdkBroadcast(in, SL_M_BARRIER, savepoint ? -id : id)) return SL_ERROR;
   return SL_OK;
 }
 
