@@ -65,6 +65,9 @@ SL_PRIVATE uint32_t slMurmur3(const void *data, size_t len, uint32_t seed);
 SL_PRIVATE size_t slKeySize(const sl_value *key, int n, int allow_nan, const char **why,
                              int *bad);
 SL_PRIVATE void slKeyEncode(const sl_value *key, int n, unsigned char *out);
+/* slKeyEncode, and copy[] (n values) gets what slKeyDecode would read back:
+** TEXT/BLOB pointing into out. */
+SL_PRIVATE void slKeyEncodeCopy(const sl_value *key, int n, unsigned char *out, sl_value *copy);
 SL_PRIVATE size_t slKeyDecode(const unsigned char *buf, size_t len, sl_value *out, int n);
 
 /* Key group from a murmur3 hash of canonical bytes. */

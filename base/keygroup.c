@@ -33,13 +33,18 @@ uint32_t slMurmur3(const void *data, size_t len, uint32_t seed) {
   return h;
 }
 
+/* Big-endian 64-bit stores and loads, written so that compilers make one
+** byte-swapped move of each. */
 static void slPut64(unsigned char *o, uint64_t v) {
-  for (int i = 7; i >= 0; i--) { o[i] = (unsigned char)v; v >>= 8; }
+  o[0] = (unsigned char)(v >> 56); o[1] = (unsigned char)(v >> 48);
+  o[2] = (unsigned char)(v >> 40); o[3] = (unsigned char)(v >> 32);
+  o[4] = (unsigned char)(v >> 24); o[5] = (unsigned char)(v >> 16);
+  o[6] = (unsigned char)(v >> 8);  o[7] = (unsigned char)v;
 }
 static uint64_t slGet64(const unsigned char *o) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | o[i];
-  return v;
+  return (uint64_t)o[0] << 56 | (uint64_t)o[1] << 48 | (uint64_t)o[2] << 40 |
+         (uint64_t)o[3] << 32 | (uint64_t)o[4] << 24 | (uint64_t)o[5] << 16 |
+         (uint64_t)o[6] << 8 | (uint64_t)o[7];
 }
 
 size_t slKeySize(const sl_value *key, int n, int allow_nan, const char **why, int *bad) {
@@ -68,27 +73,44 @@ size_t slKeySize(const sl_value *key, int n, int allow_nan, const char **why, in
   return sz;
 }
 
-void slKeyEncode(const sl_value *key, int n, unsigned char *o) {
+void slKeyEncodeCopy(const sl_value *key, int n, unsigned char *o, sl_value *copy) {
   for (int i = 0; i < n; i++) {
     uint64_t bits;
     double d;
     *o++ = (unsigned char)key[i].type;
     switch (key[i].type) {
-      case SL_INTEGER: slPut64(o, (uint64_t)key[i].v.i); o += 8; break;
+      case SL_INTEGER:
+        slPut64(o, (uint64_t)key[i].v.i);
+        o += 8;
+        if (copy) copy[i] = key[i];
+        break;
       case SL_REAL:
         d = key[i].v.r == 0.0 ? 0.0 : key[i].v.r;
         memcpy(&bits, &d, 8);
         if (isnan(d)) bits = 0x7FF8000000000000ull;
-        slPut64(o, bits); o += 8;
+        slPut64(o, bits);
+        o += 8;
+        if (copy) {
+          copy[i].type = SL_REAL;
+          copy[i].n = 0;
+          memcpy(&copy[i].v.r, &bits, 8);
+        }
         break;
       default: /* TEXT, BLOB */
         o[0] = (unsigned char)(key[i].n >> 24); o[1] = (unsigned char)(key[i].n >> 16);
         o[2] = (unsigned char)(key[i].n >> 8); o[3] = (unsigned char)key[i].n;
         if (key[i].n) memcpy(o + 4, key[i].v.p, key[i].n);
+        if (copy) {
+          copy[i].type = key[i].type;
+          copy[i].n = key[i].n;
+          copy[i].v.p = o + 4;
+        }
         o += 4 + key[i].n;
     }
   }
 }
+
+void slKeyEncode(const sl_value *key, int n, unsigned char *o) { slKeyEncodeCopy(key, n, o, NULL); }
 
 size_t slKeyDecode(const unsigned char *buf, size_t len, sl_value *out, int n) {
   size_t off = 0;

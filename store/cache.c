@@ -1,177 +1,528 @@
 /*
-** cache.c — the write-back cache of a store: a hash table keyed by (state,
-** key[, map key]) that serves reads and absorbs writes, bounded by the
-** memory budget. Dirty entries go to SQLite inside the store's open write
-** transaction when the budget is exceeded or at a commit; clean entries are
-** evicted in least-recently-used order.
+** cache.c — the write-back cache of a store: one open-addressing table per
+** state whose slots hold the key bytes and the value as a packed row inline
+** (on the heap only when they do not fit), so that a hit reads one slot.
+** Reads are served from it and writes absorbed; dirty entries go to SQLite
+** inside the store's open write transaction when the memory budget is
+** exceeded or at a commit, in key order. Clean entries are evicted by a
+** clock hand that gives recently used ones a second chance.
 */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/store.h"
 
-#define SL_INITIAL_BUCKETS 64
+#define SL_TAB_MIN 8u
 
-int slCacheInit(sl_store *st) {
-  st->nbuckets = SL_INITIAL_BUCKETS;
-  st->buckets = slMalloc(&st->alloc, sizeof *st->buckets * st->nbuckets);
-  if (!st->buckets) return slStoreErr(st, SL_NOMEM, "out of memory");
-  memset(st->buckets, 0, sizeof *st->buckets * st->nbuckets);
+static uint32_t slRound8(uint32_t n) { return (n + 7u) & ~7u; }
+
+static int slIsVar(int type) { return type == SL_TEXT || type == SL_BLOB; }
+
+/* ---- packed rows ------------------------------------------------------------
+
+   A packed row of a value or map state: [expires_at int64, when the state has
+   a TTL][bits 32..63 of the NULL mask, uint32 + 4 unused bytes, when it has
+   more than 32 value columns] then 8 bytes per value column (INTEGER int64,
+   REAL double, TEXT/BLOB uint32 length + uint32 offset of the payload from
+   the row's start), then the payloads, each followed by a NUL byte. Bits
+   0..31 of the NULL mask live in the slot. A packed row on the heap is
+   preceded by 8 bytes: its size as a uint32, and 4 unused. */
+
+static uint32_t slColBase(const sl_state *s) { return s->pfix - 8u * (uint32_t)s->n_val; }
+
+static size_t slPackSize(const sl_state *s, const sl_value *v) {
+  size_t n = s->pfix;
+  if (s->nvar)
+    for (int i = 0; i < s->n_val; i++)
+      if (slIsVar(v[i].type)) n += v[i].n + 1;
+  return n;
+}
+
+/* 1 when every value has its column's type or is NULL. */
+static int slRowTyped(const sl_state *s, const sl_value *v) {
+  for (int i = 0; i < s->n_val; i++)
+    if (v[i].type != SL_NULL && v[i].type != s->val[i].type) return 0;
+  return 1;
+}
+
+/* slPack() of a row without TEXT and BLOB columns. */
+static void slPackFixed(const sl_state *s, const sl_value *v, int64_t exp, unsigned char *dst,
+                        uint32_t *nulls_lo) {
+  unsigned char *col = dst + slColBase(s);
+  uint64_t nulls = 0;
+  for (int i = 0; i < s->n_val; i++, col += 8) {
+    if (v[i].type == SL_INTEGER || v[i].type == SL_REAL) {
+      memcpy(col, &v[i].v, 8); /* v.i and v.r share these 8 bytes */
+    } else {
+      memset(col, 0, 8);
+      nulls |= (uint64_t)1 << i;
+    }
+  }
+  if (s->has_expires) memcpy(dst, &exp, 8);
+  if (s->n_val > 32) {
+    uint32_t hi = (uint32_t)(nulls >> 32);
+    memcpy(dst + (s->has_expires ? 8 : 0), &hi, 4);
+  }
+  *nulls_lo = (uint32_t)nulls;
+}
+
+static void slPack(const sl_state *s, const sl_value *v, int64_t exp, unsigned char *dst,
+                   uint32_t *nulls_lo) {
+  unsigned char *col = dst + slColBase(s);
+  uint64_t nulls = 0;
+  size_t off = s->pfix;
+  for (int i = 0; i < s->n_val; i++, col += 8) {
+    switch (v[i].type) {
+      case SL_INTEGER: memcpy(col, &v[i].v.i, 8); break;
+      case SL_REAL: memcpy(col, &v[i].v.r, 8); break;
+      case SL_TEXT:
+      case SL_BLOB: {
+        uint32_t len = (uint32_t)v[i].n, o = (uint32_t)off;
+        memcpy(col, &len, 4);
+        memcpy(col + 4, &o, 4);
+        if (len) memcpy(dst + off, v[i].v.p, len);
+        dst[off + len] = 0;
+        off += (size_t)len + 1;
+        break;
+      }
+      default:
+        memset(col, 0, 8);
+        nulls |= (uint64_t)1 << i;
+    }
+  }
+  if (s->has_expires) memcpy(dst, &exp, 8);
+  if (s->n_val > 32) {
+    uint32_t hi = (uint32_t)(nulls >> 32);
+    memcpy(dst + (s->has_expires ? 8 : 0), &hi, 4);
+  }
+  *nulls_lo = (uint32_t)nulls;
+}
+
+static void slUnpack(const sl_state *s, const unsigned char *p, uint32_t nulls_lo, sl_value *out,
+                     int64_t *exp) {
+  const unsigned char *col = p + slColBase(s);
+  uint64_t nulls = nulls_lo;
+  if (s->n_val > 32) {
+    uint32_t hi;
+    memcpy(&hi, p + (s->has_expires ? 8 : 0), 4);
+    nulls |= (uint64_t)hi << 32;
+  }
+  if (!s->nvar && !nulls) {
+    for (int i = 0; i < s->n_val; i++, col += 8) {
+      out[i].type = s->val[i].type;
+      out[i].n = 0;
+      memcpy(&out[i].v, col, 8);
+    }
+    if (exp) {
+      if (s->has_expires) memcpy(exp, p, 8);
+      else *exp = 0;
+    }
+    return;
+  }
+  for (int i = 0; i < s->n_val; i++, col += 8) {
+    sl_value *o = &out[i];
+    if (nulls >> i & 1) {
+      o->type = SL_NULL;
+      o->n = 0;
+      o->v.i = 0;
+      continue;
+    }
+    o->type = s->val[i].type;
+    if (slIsVar(o->type)) {
+      uint32_t len, off;
+      memcpy(&len, col, 4);
+      memcpy(&off, col + 4, 4);
+      o->n = len;
+      o->v.p = p + off;
+    } else {
+      o->n = 0;
+      memcpy(&o->v.i, col, 8);
+    }
+  }
+  if (exp) {
+    if (s->has_expires) memcpy(exp, p, 8);
+    else *exp = 0;
+  }
+}
+
+/* ---- tables ------------------------------------------------------------------ */
+
+static unsigned char *slSlotVal(const slTab *t, slSlot *e) {
+  return (unsigned char *)(e + 1) + t->kin;
+}
+
+static void *slGetPtr(const unsigned char *a) {
+  void *p;
+  memcpy(&p, a, sizeof p);
+  return p;
+}
+
+static void slPutPtr(unsigned char *a, const void *p) { memcpy(a, &p, sizeof p); }
+
+int slCacheStateInit(sl_state *s) {
+  sl_store *st = s->store;
+  slTab *t = &s->tab;
+  uint32_t kfix = 0, kvar = 0;
+  const slCol *cols[2] = {s->keyed ? s->key : NULL, s->mk};
+  int ncols[2] = {s->keyed ? s->n_key : 0, s->n_mk};
+  for (int c = 0; c < 2; c++)
+    for (int i = 0; i < ncols[c]; i++) {
+      if (slIsVar(cols[c][i].type)) kvar++;
+      else kfix += 9;
+    }
+  /* short TEXT and BLOB keys (up to about a dozen bytes each) stay inline */
+  t->kin = slRound8(kfix + 5 * kvar + (kvar ? 12 : 0));
+  if (t->kin > 64) t->kin = 64;
+  if (t->kin < 8) t->kin = 8;
+  s->nvar = 0;
+  for (int i = 0; i < s->n_val; i++) s->nvar += slIsVar(s->val[i].type);
+  s->pfix = (s->has_expires ? 8u : 0u) + (s->n_val > 32 ? 8u : 0u) + 8u * (uint32_t)s->n_val;
+  if (s->is_list) t->vin = 8;
+  else if (s->pfix <= 64) t->vin = slRound8(s->pfix + (s->nvar ? 16 : 0));
+  else t->vin = 8; /* wide rows live on the heap */
+  t->ss = (uint32_t)sizeof(slSlot) + t->kin + t->vin;
+  t->cap = SL_TAB_MIN;
+  t->slots = slMalloc(&st->alloc, (size_t)t->cap * t->ss);
+  s->vout = slMalloc(&st->alloc, sizeof *s->vout * (size_t)s->n_val);
+  if (!t->slots || !s->vout) {
+    slFree(&st->alloc, t->slots);
+    slFree(&st->alloc, s->vout);
+    t->slots = NULL;
+    s->vout = NULL;
+    return slStoreErr(st, SL_NOMEM, "out of memory");
+  }
+  memset(t->slots, 0, (size_t)t->cap * t->ss);
+  st->bytes += (size_t)t->cap * t->ss;
+  s->memo_ix = SL_NOSLOT;
+  s->ksig = (uint64_t)s->n_key;
+  for (int i = 0; i < s->n_key; i++) s->ksig = slKeySigAdd(s->ksig, s->key[i].type);
   return SL_OK;
 }
 
-void slRowsFree(sl_store *st, slEntry *e) {
-  for (size_t i = 0; i < e->nrows; i++) slFree(&st->alloc, e->rows[i]);
-  slFree(&st->alloc, e->rows);
-  e->rows = NULL;
-  e->nrows = e->caprows = e->npersist = 0;
-  e->rowbytes = 0;
+void slListRowsFree(sl_state *s, slList *l) {
+  for (size_t i = 0; i < l->nrows; i++) slFree(&s->store->alloc, l->rows[i]);
+  slFree(&s->store->alloc, l->rows);
+  l->rows = NULL;
+  l->nrows = l->caprows = l->npersist = 0;
+  l->rowbytes = 0;
 }
 
-static void slEntryFree(sl_store *st, slEntry *e) {
-  slFree(&st->alloc, e->row);
-  slRowsFree(st, e);
-  slFree(&st->alloc, e);
+void slCacheListSync(sl_state *s, slList *l) {
+  size_t n = sizeof *l + l->caprows * sizeof(slRow *) + l->rowbytes;
+  s->store->bytes = s->store->bytes - l->acct + n;
+  l->acct = n;
+}
+
+/* Frees what the value area of e points to. */
+static void slValueFree(sl_state *s, slSlot *e) {
+  sl_store *st = s->store;
+  unsigned char *a = slSlotVal(&s->tab, e);
+  if (s->is_list) {
+    slList *l = slGetPtr(a);
+    if (l) {
+      slListRowsFree(s, l);
+      st->bytes -= l->acct;
+      slFree(&st->alloc, l);
+      slPutPtr(a, NULL);
+    }
+    return;
+  }
+  if (e->flags & SL_S_GENERIC) {
+    slRow *r = slGetPtr(a);
+    st->bytes -= r->cap;
+    slFree(&st->alloc, r);
+  } else if (e->flags & SL_S_VHEAP) {
+    unsigned char *b = slGetPtr(a);
+    uint32_t n;
+    memcpy(&n, b, 4);
+    st->bytes -= (size_t)n + 8;
+    slFree(&st->alloc, b);
+  }
+  e->flags &= (uint16_t)~(SL_S_GENERIC | SL_S_VHEAP | SL_S_ROW);
+  e->nulls = 0;
+}
+
+void slCacheDrop(sl_state *s, uint32_t ix) {
+  sl_store *st = s->store;
+  slTab *t = &s->tab;
+  slSlot *e = slSlotAt(t, ix);
+  slValueFree(s, e);
+  if (e->klen > t->kin) {
+    slFree(&st->alloc, slSlotKey(t, e));
+    st->bytes -= e->klen;
+  }
+  e->flags = SL_S_TOMB;
+  t->used--;
+  t->tombs++;
+  t->gen++;
+  if (st->pin_s == s && st->pin_ix == ix) st->pin_s = NULL;
+}
+
+void slCacheStateFree(sl_state *s) {
+  sl_store *st = s->store;
+  slTab *t = &s->tab;
+  if (!t->slots) return;
+  for (uint32_t i = 0; i < t->cap; i++)
+    if (slSlotAt(t, i)->flags & SL_S_USED) slCacheDrop(s, i);
+  st->bytes -= (size_t)t->cap * t->ss;
+  slFree(&st->alloc, t->slots);
+  slFree(&st->alloc, t->dirty);
+  slFree(&st->alloc, s->vout);
+  slFree(&st->alloc, s->pack);
+  memset(t, 0, sizeof *t);
+  s->vout = NULL;
+  s->pack = NULL;
+  s->pack_cap = 0;
 }
 
 void slCacheFree(sl_store *st) {
-  slEntry *e = st->lru_head;
-  while (e) {
-    slEntry *next = e->lnext;
-    slEntryFree(st, e);
-    e = next;
-  }
-  for (int i = 0; i < st->nstates; i++) st->states[i]->dirty = st->states[i]->all = NULL;
-  slFree(&st->alloc, st->buckets);
-  st->buckets = NULL;
-  st->lru_head = st->lru_tail = NULL;
-  st->nentries = st->bytes = 0;
+  for (int i = 0; i < st->nstates; i++) slCacheStateFree(st->states[i]);
 }
 
-static size_t slEntrySize(const slEntry *e) {
-  return sizeof *e + e->klen + (e->row ? e->row->cap : 0) + e->caprows * sizeof(slRow *) +
-         e->rowbytes;
-}
-
-void slCacheResize(sl_store *st, slEntry *e) {
-  size_t n = slEntrySize(e);
-  st->bytes = st->bytes - e->bytes + n;
-  e->bytes = n;
-}
-
-slEntry *slCacheFind(sl_store *st, sl_state *s, const unsigned char *k, uint32_t klen,
-                     uint32_t hash) {
-  slEntry *e = st->buckets[hash & (st->nbuckets - 1)];
-  for (; e; e = e->hnext)
-    if (e->hash == hash && e->s == s && e->klen == klen && (!klen || memcmp(e->kbytes, k, klen) == 0))
-      break;
-  return e;
-}
-
-static void slLruUnlink(sl_store *st, slEntry *e) {
-  if (e->lprev) e->lprev->lnext = e->lnext;
-  else st->lru_head = e->lnext;
-  if (e->lnext) e->lnext->lprev = e->lprev;
-  else st->lru_tail = e->lprev;
-}
-
-static void slLruAppend(sl_store *st, slEntry *e) {
-  e->lnext = NULL;
-  e->lprev = st->lru_tail;
-  if (st->lru_tail) st->lru_tail->lnext = e;
-  else st->lru_head = e;
-  st->lru_tail = e;
-}
-
-/* Doubles the bucket array when the table gets crowded (best effort). */
-static void slCacheGrow(sl_store *st) {
-  size_t nb = st->nbuckets * 2;
-  slEntry **b = slMalloc(&st->alloc, sizeof *b * nb);
-  if (!b) return;
-  memset(b, 0, sizeof *b * nb);
-  for (size_t i = 0; i < st->nbuckets; i++) {
-    slEntry *e = st->buckets[i];
-    while (e) {
-      slEntry *next = e->hnext;
-      e->hnext = b[e->hash & (nb - 1)];
-      b[e->hash & (nb - 1)] = e;
-      e = next;
+/* Moves every entry into a new array of newcap slots (a power of two),
+** dropping the tombstones; rebuilds the dirty list. */
+static int slTabRehash(sl_state *s, uint32_t newcap) {
+  sl_store *st = s->store;
+  slTab *t = &s->tab;
+  unsigned char *ns = slMalloc(&st->alloc, (size_t)newcap * t->ss);
+  uint32_t nd = 0;
+  if (!ns) return slStoreErr(st, SL_NOMEM, "out of memory");
+  memset(ns, 0, (size_t)newcap * t->ss);
+  for (uint32_t i = 0; i < t->cap; i++) {
+    slSlot *e = slSlotAt(t, i);
+    uint32_t j;
+    if (!(e->flags & SL_S_USED)) continue;
+    j = e->hash & (newcap - 1);
+    while (((slSlot *)(void *)(ns + (size_t)j * t->ss))->flags & SL_S_USED) j = (j + 1) & (newcap - 1);
+    memcpy(ns + (size_t)j * t->ss, e, t->ss);
+    if (e->flags & SL_S_DIRTY) {
+      /* the dirty list is at least as long as the count of dirty slots */
+      t->dirty[nd++] = j;
     }
   }
-  slFree(&st->alloc, st->buckets);
-  st->buckets = b;
-  st->nbuckets = nb;
+  st->bytes = st->bytes - (size_t)t->cap * t->ss + (size_t)newcap * t->ss;
+  slFree(&st->alloc, t->slots);
+  t->slots = ns;
+  t->cap = newcap;
+  t->tombs = 0;
+  t->hand = 0;
+  t->ndirty = nd;
+  t->gen++;
+  return SL_OK;
 }
 
-slEntry *slCacheAdd(sl_store *st, sl_state *s, const unsigned char *k, uint32_t klen,
-                    uint32_t kklen, uint32_t hash, int kg) {
-  slEntry *e;
-  size_t b;
-  if (st->nentries >= st->nbuckets) slCacheGrow(st);
-  e = slMalloc(&st->alloc, sizeof *e + klen);
-  if (!e) return NULL;
-  memset(e, 0, sizeof *e);
-  e->s = s;
+/* The store's entry handed out by the last call: never evicted. */
+static int slPinned(const sl_state *s, uint32_t ix) {
+  return s->store->pin_s == s && s->store->pin_ix == ix;
+}
+
+/* Looks at the slot under the clock hand and moves the hand on; evicts the
+** entry there if it is clean, not pinned, and (with `chance`) not used since
+** the hand last passed. Returns 1 when it evicted. */
+static int slClockStep(sl_state *s, int chance) {
+  slTab *t = &s->tab;
+  uint32_t ix = t->hand;
+  slSlot *e = slSlotAt(t, ix);
+  t->hand = (ix + 1) & (t->cap - 1);
+  if (!(e->flags & SL_S_USED) || (e->flags & SL_S_DIRTY) || slPinned(s, ix)) return 0;
+  if (chance && (e->flags & SL_S_REF)) {
+    e->flags &= (uint16_t)~SL_S_REF;
+    return 0;
+  }
+  slCacheDrop(s, ix);
+  return 1;
+}
+
+/* Makes room in a full table that may not grow: evicts clean entries down
+** to 3/5 of the slots (writing the state's dirty entries when too few are
+** clean), then drops the tombstones. */
+static int slTabMakeRoom(sl_state *s) {
+  slTab *t = &s->tab;
+  int chance = s->store->cfg.memory_budget > 0;
+  for (int round = 0; round < 2; round++) {
+    for (uint32_t steps = 2 * t->cap; steps && (uint64_t)t->used * 5 > (uint64_t)t->cap * 3; steps--)
+      slClockStep(s, chance);
+    if ((uint64_t)t->used * 5 <= (uint64_t)t->cap * 3) break;
+    int rc = slCacheFlushState(s);
+    if (rc) return rc;
+  }
+  return slTabRehash(s, t->cap);
+}
+
+int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash, int kg,
+               uint32_t *out) {
+  sl_store *st = s->store;
+  slTab *t = &s->tab;
+  unsigned char *heapkey = NULL;
+  slList *list = NULL;
+  slSlot *e;
+  uint32_t i, mask;
+  int rc;
+  if ((uint64_t)(t->used + t->tombs + 1) * 5 > (uint64_t)t->cap * 4) {
+    size_t grow = (size_t)t->cap * t->ss;
+    if (t->tombs * 4 >= t->cap) rc = slTabRehash(s, t->cap);
+    else if (st->bytes + grow <= st->cfg.memory_budget && t->cap < (1u << 30))
+      rc = slTabRehash(s, t->cap * 2);
+    else rc = slTabMakeRoom(s);
+    if (rc) return rc;
+  }
+  if (klen > t->kin) {
+    heapkey = slMalloc(&st->alloc, klen);
+    if (!heapkey) return slStoreErr(st, SL_NOMEM, "out of memory");
+    memcpy(heapkey, k, klen);
+  }
+  if (s->is_list) {
+    list = slMalloc(&st->alloc, sizeof *list);
+    if (!list) {
+      slFree(&st->alloc, heapkey);
+      return slStoreErr(st, SL_NOMEM, "out of memory");
+    }
+    memset(list, 0, sizeof *list);
+    list->next_seq = -1;
+  }
+  mask = t->cap - 1;
+  i = hash & mask;
+  while (slSlotAt(t, i)->flags & SL_S_USED) i = (i + 1) & mask;
+  e = slSlotAt(t, i);
+  if (e->flags & SL_S_TOMB) t->tombs--;
+  memset(e, 0, t->ss);
   e->hash = hash;
-  e->kg = kg;
+  e->flags = SL_S_USED;
+  e->kg = (uint16_t)(kg < 0 ? 0 : kg);
   e->klen = klen;
-  e->kklen = kklen;
-  e->next_seq = -1;
-  if (klen) memcpy(e->kbytes, k, klen);
-  b = hash & (st->nbuckets - 1);
-  e->hnext = st->buckets[b];
-  st->buckets[b] = e;
-  slLruAppend(st, e);
-  e->snext = s->all;
-  if (s->all) s->all->sprev = e;
-  s->all = e;
-  st->nentries++;
-  e->bytes = 0;
-  slCacheResize(st, e);
-  return e;
+  if (heapkey) {
+    slPutPtr((unsigned char *)(e + 1), heapkey);
+    st->bytes += klen;
+  } else if (klen) {
+    memcpy(e + 1, k, klen);
+  }
+  if (list) {
+    slPutPtr(slSlotVal(t, e), list);
+    slCacheListSync(s, list);
+  }
+  t->used++;
+  *out = i;
+  return SL_OK;
 }
 
-void slCacheDirty(sl_store *st, slEntry *e) {
-  (void)st;
-  if (e->flags & SL_E_DIRTY) return;
-  e->flags |= SL_E_DIRTY;
-  e->dprev = NULL;
-  e->dnext = e->s->dirty;
-  if (e->s->dirty) e->s->dirty->dprev = e;
-  e->s->dirty = e;
+int slCacheDirty(sl_state *s, uint32_t ix) {
+  slTab *t = &s->tab;
+  slSlot *e = slSlotAt(t, ix);
+  if (e->flags & SL_S_DIRTY) return SL_OK;
+  if (t->ndirty == t->capdirty) {
+    uint32_t cap = t->capdirty ? t->capdirty * 2 : 64;
+    uint32_t *p = slRealloc(&s->store->alloc, t->dirty, sizeof *p * cap);
+    if (!p) return slStoreErr(s->store, SL_NOMEM, "out of memory");
+    t->dirty = p;
+    t->capdirty = cap;
+  }
+  t->dirty[t->ndirty++] = ix;
+  e->flags |= SL_S_DIRTY;
+  return SL_OK;
 }
 
-static void slDirtyUnlink(slEntry *e) {
-  if (!(e->flags & SL_E_DIRTY)) return;
-  if (e->dprev) e->dprev->dnext = e->dnext;
-  else e->s->dirty = e->dnext;
-  if (e->dnext) e->dnext->dprev = e->dprev;
-  e->flags &= ~SL_E_DIRTY;
-  e->dprev = e->dnext = NULL;
+int slCacheHasDirty(const sl_state *s) {
+  for (uint32_t i = 0; i < s->tab.ndirty; i++)
+    if (slSlotAt(&s->tab, s->tab.dirty[i])->flags & SL_S_DIRTY) return 1;
+  return 0;
 }
 
-void slCacheDrop(sl_store *st, slEntry *e) {
-  slEntry **pp = &st->buckets[e->hash & (st->nbuckets - 1)];
-  while (*pp != e) pp = &(*pp)->hnext;
-  *pp = e->hnext;
-  slLruUnlink(st, e);
-  slDirtyUnlink(e);
-  if (e->sprev) e->sprev->snext = e->snext;
-  else e->s->all = e->snext;
-  if (e->snext) e->snext->sprev = e->sprev;
-  if (st->pin == e) st->pin = NULL;
-  if (e->s->memo == e) e->s->memo = NULL;
-  st->nentries--;
-  st->bytes -= e->bytes;
-  slEntryFree(st, e);
+/* ---- rows of value and map entries -------------------------------------------- */
+
+static const sl_value *slRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_t *exp) {
+  slTab *t = &s->tab;
+  slSlot *e = slSlotAt(t, ix);
+  unsigned char *a = slSlotVal(t, e);
+  if (!(e->flags & SL_S_ROW)) return NULL;
+  if (e->flags & SL_S_GENERIC) {
+    slRow *r = slGetPtr(a);
+    if (exp) *exp = r->exp;
+    return r->v;
+  }
+  slUnpack(s, (e->flags & SL_S_VHEAP) ? (unsigned char *)slGetPtr(a) + 8 : a, e->nulls, out, exp);
+  return out;
 }
 
+const sl_value *slCacheRow(sl_state *s, uint32_t ix, int64_t *exp) {
+  return slRowInto(s, ix, s->vout, exp);
+}
+
+int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
+  sl_store *st = s->store;
+  slTab *t = &s->tab;
+  slSlot *e = slSlotAt(t, ix);
+  unsigned char *a = slSlotVal(t, e);
+  size_t need;
+  uint32_t nulls;
+  if (!v) {
+    slValueFree(s, e);
+    return SL_OK;
+  }
+  if (!slRowTyped(s, v)) {
+    /* cells of other types than declared (only rows read from the table can
+    ** have them): kept as they are */
+    slRow *r = NULL;
+    int rc = slRowSet(st, &r, v, s->n_val, exp);
+    if (rc) return rc;
+    slValueFree(s, e);
+    slPutPtr(a, r);
+    st->bytes += r->cap;
+    e->flags |= SL_S_ROW | SL_S_GENERIC;
+    return SL_OK;
+  }
+  need = s->nvar ? slPackSize(s, v) : s->pfix;
+  if (need <= t->vin && !s->nvar && !(e->flags & (SL_S_VHEAP | SL_S_GENERIC))) {
+    /* the common case: fixed-size columns, packed in place */
+    slPackFixed(s, v, exp, a, &nulls);
+  } else if (need <= t->vin) {
+    /* v may point into the old row: pack aside first */
+    if (need > s->pack_cap) {
+      unsigned char *p = slRealloc(&st->alloc, s->pack, need);
+      if (!p) return slStoreErr(st, SL_NOMEM, "out of memory");
+      s->pack = p;
+      s->pack_cap = need;
+    }
+    slPack(s, v, exp, s->pack, &nulls);
+    slValueFree(s, e);
+    memcpy(a, s->pack, need);
+  } else {
+    uint32_t n = (uint32_t)need;
+    unsigned char *b;
+    if (need > UINT32_MAX - 8)
+      return slStoreErr(st, SL_MISUSE, "state '%s': a row of %zu bytes is too large", s->name, need);
+    b = slMalloc(&st->alloc, need + 8);
+    if (!b) return slStoreErr(st, SL_NOMEM, "out of memory");
+    memcpy(b, &n, 4);
+    memset(b + 4, 0, 4);
+    slPack(s, v, exp, b + 8, &nulls);
+    slValueFree(s, e);
+    slPutPtr(a, b);
+    st->bytes += need + 8;
+    e->flags |= SL_S_VHEAP;
+  }
+  e->nulls = nulls;
+  e->flags |= SL_S_ROW;
+  return SL_OK;
+}
+
+void slCacheSetExpiry(sl_state *s, uint32_t ix, int64_t exp) {
+  slTab *t = &s->tab;
+  slSlot *e = slSlotAt(t, ix);
+  unsigned char *a = slSlotVal(t, e);
+  if (!(e->flags & SL_S_ROW) || !s->has_expires) return;
+  if (e->flags & SL_S_GENERIC) ((slRow *)slGetPtr(a))->exp = exp;
+  else memcpy((e->flags & SL_S_VHEAP) ? (unsigned char *)slGetPtr(a) + 8 : a, &exp, 8);
+}
+
+slList *slCacheList(sl_state *s, uint32_t ix) {
+  return slGetPtr(slSlotVal(&s->tab, slSlotAt(&s->tab, ix)));
+}
+
+/* A row of sl_values in one allocation (lists, scratch). */
 static int slPayloadInside(const slRow *row, const sl_value *v, int n) {
   const char *lo = (const char *)row, *hi = lo + row->cap;
   for (int i = 0; i < n; i++)
-    if ((v[i].type == SL_TEXT || v[i].type == SL_BLOB) && (const char *)v[i].v.p >= lo &&
-        (const char *)v[i].v.p < hi)
-      return 1;
+    if (slIsVar(v[i].type) && (const char *)v[i].v.p >= lo && (const char *)v[i].v.p < hi) return 1;
   return 0;
 }
 
@@ -180,7 +531,7 @@ int slRowSet(sl_store *st, slRow **rowp, const sl_value *v, int n, int64_t exp) 
   slRow *row = *rowp;
   char *pay;
   for (int i = 0; i < n; i++)
-    if (v[i].type == SL_TEXT || v[i].type == SL_BLOB) need += v[i].n + 1;
+    if (slIsVar(v[i].type)) need += v[i].n + 1;
   if (!row || row->cap < need || slPayloadInside(row, v, n)) {
     slRow *nr = slMalloc(&st->alloc, need);
     if (!nr) return slStoreErr(st, SL_NOMEM, "out of memory");
@@ -192,7 +543,7 @@ int slRowSet(sl_store *st, slRow **rowp, const sl_value *v, int n, int64_t exp) 
   pay = (char *)&row->v[n];
   for (int i = 0; i < n; i++) {
     row->v[i] = v[i];
-    if (v[i].type == SL_TEXT || v[i].type == SL_BLOB) {
+    if (slIsVar(v[i].type)) {
       if (v[i].n) memcpy(pay, v[i].v.p, v[i].n);
       pay[v[i].n] = 0;
       row->v[i].v.p = pay;
@@ -208,6 +559,8 @@ int slRowSet(sl_store *st, slRow **rowp, const sl_value *v, int n, int64_t exp) 
   }
   return SL_OK;
 }
+
+/* ---- statements ----------------------------------------------------------------- */
 
 int slStoreBind(sqlite3_stmt *q, int p, const sl_value *v, sqlite3_destructor_type how) {
   switch (v->type) {
@@ -239,27 +592,29 @@ void slStoreColumns(sqlite3_stmt *q, int first, int n, sl_value *v) {
   }
 }
 
-/* Binds kg and the key columns of entry e (and its map key) from ?1 on;
+/* Binds kg and the key columns of an entry (and its map key) from ?1 on;
 ** returns the next parameter number. */
-static int slBindEntryKey(sl_state *s, sqlite3_stmt *q, const slEntry *e, int mapkey) {
+static int slBindEntryKey(sl_state *s, sqlite3_stmt *q, slSlot *e, int mapkey) {
   sl_value kv[SL_MAX_KEY_COLUMNS];
+  const unsigned char *k = slSlotKey(&s->tab, e);
+  size_t used = 0;
   int p = 1;
   if (s->keyed) {
     sqlite3_bind_int(q, p++, e->kg);
-    slKeyDecode(e->kbytes, e->kklen, kv, s->n_key);
+    used = slKeyDecode(k, e->klen, kv, s->n_key);
     for (int i = 0; i < s->n_key; i++) slStoreBind(q, p++, &kv[i], SQLITE_STATIC);
   }
   if (mapkey) {
-    slKeyDecode(e->kbytes + e->kklen, e->klen - e->kklen, kv, s->n_mk);
+    slKeyDecode(k + used, e->klen - used, kv, s->n_mk);
     for (int i = 0; i < s->n_mk; i++) slStoreBind(q, p++, &kv[i], SQLITE_STATIC);
   }
   return p;
 }
 
-static int slBindVals(sl_state *s, sqlite3_stmt *q, int p, const slRow *row) {
-  for (int i = 0; i < s->n_val; i++) slStoreBind(q, p++, &row->v[i], SQLITE_STATIC);
+static int slBindVals(sl_state *s, sqlite3_stmt *q, int p, const sl_value *v, int64_t exp) {
+  for (int i = 0; i < s->n_val; i++) slStoreBind(q, p++, &v[i], SQLITE_STATIC);
   if (s->has_expires) {
-    if (row->exp) sqlite3_bind_int64(q, p, row->exp);
+    if (exp) sqlite3_bind_int64(q, p, exp);
     else sqlite3_bind_null(q, p);
     p++;
   }
@@ -272,19 +627,23 @@ static int slRun(sl_store *st, sqlite3_stmt *q, const char *what) {
   return src == SQLITE_DONE ? SL_OK : slStoreStepFailed(st, src, what);
 }
 
-static int slFlushList(sl_store *st, sl_state *s, slEntry *e) {
+/* ---- writing dirty entries ------------------------------------------------------ */
+
+static int slFlushList(sl_state *s, slSlot *e) {
+  sl_store *st = s->store;
+  slList *l = slGetPtr(slSlotVal(&s->tab, e));
   sqlite3_stmt *q;
   int rc = SL_OK;
-  if (e->flags & SL_E_CLEARED) {
+  if (e->flags & SL_S_CLEARED) {
     rc = slStatePrepare(s, SL_Q_DELKEY, &q);
     if (rc) return rc;
     slBindEntryKey(s, q, e, 0);
     rc = slRun(st, q, "cannot clear a list");
     if (rc) return rc;
-    e->flags &= ~SL_E_CLEARED;
-    e->next_seq = 0;
+    e->flags &= (uint16_t)~SL_S_CLEARED;
+    l->next_seq = 0;
   }
-  if (e->npersist < e->nrows && e->next_seq < 0) {
+  if (l->npersist < l->nrows && l->next_seq < 0) {
     rc = slStatePrepare(s, SL_Q_MAXSEQ, &q);
     if (rc) return rc;
     slBindEntryKey(s, q, e, 0);
@@ -293,37 +652,45 @@ static int slFlushList(sl_store *st, sl_state *s, slEntry *e) {
       sqlite3_reset(q);
       return slStoreStepFailed(st, src, "cannot read a list");
     }
-    e->next_seq = sqlite3_column_type(q, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 0) + 1;
+    l->next_seq = sqlite3_column_type(q, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 0) + 1;
     sqlite3_reset(q);
   }
-  while (e->npersist < e->nrows) {
+  while (l->npersist < l->nrows) {
+    const slRow *r = l->rows[l->npersist];
     rc = slStatePrepare(s, SL_Q_PUT, &q);
     if (rc) return rc;
     int p = slBindEntryKey(s, q, e, 0);
-    sqlite3_bind_int64(q, p++, e->next_seq);
-    slBindVals(s, q, p, e->rows[e->npersist]);
+    sqlite3_bind_int64(q, p++, l->next_seq);
+    slBindVals(s, q, p, r->v, r->exp);
     rc = slRun(st, q, "cannot write a list");
     if (rc) return rc;
-    e->next_seq++;
-    e->npersist++;
+    l->next_seq++;
+    l->npersist++;
   }
-  if (!(e->flags & SL_E_LOADED)) slRowsFree(st, e);
+  if (!(e->flags & SL_S_LOADED)) {
+    slListRowsFree(s, l);
+    slCacheListSync(s, l);
+  }
   return SL_OK;
 }
 
-int slCacheFlushEntry(sl_store *st, slEntry *e) {
-  sl_state *s = e->s;
+int slCacheFlushEntry(sl_state *s, uint32_t ix) {
+  sl_store *st = s->store;
+  slSlot *e = slSlotAt(&s->tab, ix);
+  sl_value v[SL_MAX_VALUE_COLUMNS];
   sqlite3_stmt *q;
   int rc;
-  if (!(e->flags & SL_E_DIRTY)) return SL_OK;
+  if (!(e->flags & SL_S_DIRTY)) return SL_OK;
   rc = slStoreBegin(st);
   if (rc) return rc;
   if (s->is_list) {
-    rc = slFlushList(st, s, e);
-  } else if (e->row) {
+    rc = slFlushList(s, e);
+  } else if (e->flags & SL_S_ROW) {
+    int64_t exp = 0;
+    const sl_value *row = slRowInto(s, ix, v, &exp);
     rc = slStatePrepare(s, SL_Q_PUT, &q);
     if (rc == SL_OK) {
-      slBindVals(s, q, slBindEntryKey(s, q, e, s->is_map), e->row);
+      slBindVals(s, q, slBindEntryKey(s, q, e, s->is_map), row, exp);
       rc = slRun(st, q, "cannot write state");
     }
   } else {
@@ -333,19 +700,18 @@ int slCacheFlushEntry(sl_store *st, slEntry *e) {
       rc = slRun(st, q, "cannot delete state");
     }
   }
-  if (rc == SL_OK) {
-    slDirtyUnlink(e);
-    slCacheResize(st, e);
-  }
+  if (rc == SL_OK) e->flags &= (uint16_t)~SL_S_DIRTY;
   return rc;
 }
 
 /* A dirty entry to sort: its key group and first key bytes are copied in,
-** so that sorting rarely touches the entries themselves. */
+** so that sorting rarely touches the slots themselves. */
 typedef struct slSortKey {
-  int kg;
+  uint32_t kg;
+  uint32_t ix;
   uint64_t prefix;
-  slEntry *e;
+  const unsigned char *k;
+  uint32_t klen;
 } slSortKey;
 
 /* Orders by key group and key bytes, so that a flush writes the table's
@@ -356,75 +722,80 @@ static int slSortCmp(const void *a, const void *b) {
   int c;
   if (x->kg != y->kg) return x->kg < y->kg ? -1 : 1;
   if (x->prefix != y->prefix) return x->prefix < y->prefix ? -1 : 1;
-  n = x->e->klen < y->e->klen ? x->e->klen : y->e->klen;
-  c = n ? memcmp(x->e->kbytes, y->e->kbytes, n) : 0;
+  n = x->klen < y->klen ? x->klen : y->klen;
+  c = n ? memcmp(x->k, y->k, n) : 0;
   if (c) return c;
-  return x->e->klen < y->e->klen ? -1 : x->e->klen > y->e->klen;
+  if (x->klen != y->klen) return x->klen < y->klen ? -1 : 1;
+  return x->ix < y->ix ? -1 : x->ix > y->ix;
 }
 
-int slCacheFlushState(sl_store *st, sl_state *s) {
+int slCacheFlushState(sl_state *s) {
+  slTab *t = &s->tab;
   slSortKey *v;
-  slEntry *e;
-  size_t n = 0, i;
+  size_t n = 0;
   int rc = SL_OK;
-  if (!s->dirty) return SL_OK;
-  for (e = s->dirty; e; e = e->dnext) n++;
-  v = n > 1 ? slMalloc(&st->alloc, sizeof *v * n) : NULL;
+  if (!t->ndirty) return SL_OK;
+  v = t->ndirty > 1 ? slMalloc(&s->store->alloc, sizeof *v * t->ndirty) : NULL;
   if (!v) {
-    /* one entry, or no memory to sort: in list order */
-    while (s->dirty && rc == SL_OK) rc = slCacheFlushEntry(st, s->dirty);
+    /* one entry, or no memory to sort: in the order they became dirty */
+    for (uint32_t i = 0; i < t->ndirty && rc == SL_OK; i++) rc = slCacheFlushEntry(s, t->dirty[i]);
+    if (rc == SL_OK) t->ndirty = 0;
     return rc;
   }
-  for (i = 0, e = s->dirty; e; e = e->dnext, i++) {
+  for (uint32_t i = 0; i < t->ndirty; i++) {
+    uint32_t ix = t->dirty[i];
+    slSlot *e = slSlotAt(t, ix);
+    const unsigned char *k;
     uint64_t p = 0;
-    for (uint32_t k = 0; k < 8; k++) p = p << 8 | (k < e->klen ? e->kbytes[k] : 0);
-    v[i].kg = e->kg;
-    v[i].prefix = p;
-    v[i].e = e;
+    if (!(e->flags & SL_S_DIRTY)) continue;
+    k = slSlotKey(t, e);
+    for (uint32_t b = 0; b < 8; b++) p = p << 8 | (b < e->klen ? k[b] : 0);
+    v[n].kg = e->kg;
+    v[n].ix = ix;
+    v[n].prefix = p;
+    v[n].k = k;
+    v[n].klen = e->klen;
+    n++;
   }
   qsort(v, n, sizeof *v, slSortCmp);
-  for (i = 0; i < n && rc == SL_OK; i++) rc = slCacheFlushEntry(st, v[i].e);
-  slFree(&st->alloc, v);
+  for (size_t i = 0; i < n && rc == SL_OK; i++) rc = slCacheFlushEntry(s, v[i].ix);
+  slFree(&s->store->alloc, v);
+  if (rc == SL_OK) t->ndirty = 0;
   return rc;
 }
 
 int slCacheFlushAll(sl_store *st) {
   int rc = SL_OK;
-  for (int i = 0; i < st->nstates && rc == SL_OK; i++) rc = slCacheFlushState(st, st->states[i]);
+  for (int i = 0; i < st->nstates && rc == SL_OK; i++) rc = slCacheFlushState(st->states[i]);
   return rc;
 }
 
 /* Keeps the cache within the budget: when it is over, writes every dirty
 ** entry and evicts entries down to 3/4 of the budget (with budget 0, all of
 ** them), giving entries used since the hand last passed a second chance.
-** The entry a call just handed out stays. */
+** The states take turns, 64 slots at a time. The entry a call just handed
+** out stays. */
 int slCacheTrim(sl_store *st) {
-  size_t budget = st->cfg.memory_budget, low;
-  size_t passes;
-  slEntry *e;
-  int rc;
+  size_t budget = st->cfg.memory_budget, low = budget / 4 * 3;
+  int chance = budget > 0, rc;
+  uint64_t left = 0;
   if (st->bytes <= budget && budget > 0) return SL_OK;
+  if (!st->nstates) return SL_OK;
   rc = slCacheFlushAll(st);
   if (rc) return rc;
-  low = budget / 4 * 3;
-  /* every entry is looked at most twice: once to clear its bit, once more */
-  passes = 2 * st->nentries + 1;
-  e = st->lru_head;
-  while (e && st->bytes > low && passes--) {
-    slEntry *next = e->lnext;
-    if (e == st->pin) {
-      /* keep it */
-    } else if ((e->flags & SL_E_REF) && budget > 0) {
-      e->flags &= ~SL_E_REF;
-      if (next) {
-        slLruUnlink(st, e);
-        slLruAppend(st, e);
-      }
-    } else {
-      slCacheDrop(st, e);
+  /* every slot is looked at most twice: once to clear its bit, once more */
+  for (int i = 0; i < st->nstates; i++) left += 2 * (uint64_t)st->states[i]->tab.cap;
+  while (st->bytes > low && left) {
+    sl_state *s = st->states[st->hand_state % st->nstates];
+    for (int k = 0; k < 64 && left && st->bytes > low; k++, left--) {
+      if (!s->tab.used) break;
+      slClockStep(s, chance);
     }
-    e = next ? next : st->lru_head;
-    if (!next) break;
+    st->hand_state = (st->hand_state + 1) % st->nstates;
+    /* a state with nothing left to evict must not hold the others up */
+    int any = 0;
+    for (int i = 0; i < st->nstates && !any; i++) any = st->states[i]->tab.used > 0;
+    if (!any) break;
   }
   return SL_OK;
 }

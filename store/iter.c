@@ -51,9 +51,9 @@ static int slIterOpen(sl_state *s, int scan, sl_iter **out, const char *call) {
                           s->key[i].name, s->name, slTypeName(s->key[i].type));
   }
   if (!st->iters) {
-    rc = slCacheFlushState(st, s);
+    rc = slCacheFlushState(s);
     if (rc) return rc;
-  } else if (s->dirty) {
+  } else if (slCacheHasDirty(s)) {
     return slStoreErr(st, SL_MISUSE, "%s: another iterator is open and state '%s' has unwritten "
                       "changes", call, s->name);
   }

@@ -172,6 +172,7 @@ void slStateFree(sl_state *s) {
   if (!s) return;
   st = s->store;
   for (int i = 0; i < SL_Q_COUNT; i++) sqlite3_finalize(s->q[i]);
+  slCacheStateFree(s);
   slColsFree(st, s->key, s->n_key);
   slColsFree(st, s->mk, s->n_mk);
   slColsFree(st, s->val, s->n_val);
@@ -551,6 +552,7 @@ static int slRegister(sl_store *st, const sl_state_desc *desc, int opened, sl_st
     st->capstates = cap;
   }
   rc = slStateNew(st, desc, &s);
+  if (rc == SL_OK) rc = slCacheStateInit(s);
   if (rc == SL_OK) s->opened = opened;
   if (rc == SL_OK) {
     src = sqlite3_prepare_v2(st->db, "SELECT * FROM sl_states WHERE name=?", -1, &q, NULL);

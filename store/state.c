@@ -19,8 +19,8 @@ const char *slKindWord(int kind) {
 #define SL_KLISTS (SL_K(SL_LIST_STATE) | SL_K(SL_OPERATOR_LIST))
 #define SL_KMAPS (SL_K(SL_MAP_STATE) | SL_K(SL_BROADCAST_MAP))
 
-/* The checks at the start of every state call. */
-static int slEnter(sl_state *s, unsigned kinds, int write, const char *call, const char *want) {
+/* The checks at the start of every state call, in full. */
+static int slEnterSlow(sl_state *s, unsigned kinds, int write, const char *call, const char *want) {
   sl_store *st;
   int rc;
   if (!s || s->hdr.magic != SL_MAGIC_STATE) return SL_MISUSE;
@@ -48,10 +48,25 @@ static int slEnter(sl_state *s, unsigned kinds, int write, const char *call, con
   return SL_OK;
 }
 
+/* The checks at the start of every state call: the common case inline. */
+static inline int slEnter(sl_state *s, unsigned kinds, int write, const char *call,
+                          const char *want) {
+  sl_store *st;
+  if (s && s->hdr.magic == SL_MAGIC_STATE && (kinds & SL_K(s->kind))) {
+    st = s->store;
+    if (slStoreUsable(st) == SL_OK && (!write || !st->iters) &&
+        (!s->keyed || (st->key_set && st->ksig == s->ksig)))
+      return SL_OK;
+  }
+  return slEnterSlow(s, kinds, write, call, want);
+}
+
 /* The end of every call that succeeded so far: keep within the budget. */
-static int slLeave(sl_store *st, int rc, slEntry *pin) {
-  st->pin = pin;
-  if (rc == SL_OK || rc == SL_NOTFOUND) {
+static int slLeave(sl_state *s, int rc, uint32_t pin) {
+  sl_store *st = s->store;
+  st->pin_s = pin == SL_NOSLOT ? NULL : s;
+  st->pin_ix = pin;
+  if ((rc == SL_OK || rc == SL_NOTFOUND) && (st->bytes > st->cfg.memory_budget || !st->cfg.memory_budget)) {
     int trc = slCacheTrim(st);
     if (trc) return trc;
   }
@@ -76,7 +91,8 @@ static int64_t slExpiry(sl_state *s) {
   return s->ttl_ms > 0 ? slStoreNow(s->store) + s->ttl_ms : 0;
 }
 
-static int slLive(const slRow *r, int64_t now) { return r && (r->exp == 0 || r->exp > now); }
+static int slLiveExp(int64_t exp, int64_t now) { return exp == 0 || exp > now; }
+static int slLive(const slRow *r, int64_t now) { return r && slLiveExp(r->exp, now); }
 
 /* Binds the current key (kg, key columns) from ?1, then n more values. */
 static int slBindCurrent(sl_state *s, sqlite3_stmt *q, const sl_value *more, int n) {
@@ -90,8 +106,8 @@ static int slBindCurrent(sl_state *s, sqlite3_stmt *q, const sl_value *more, int
   return p;
 }
 
-/* Loads the row of the current key (and map key) into e->row. */
-static int slLoadRow(sl_state *s, slEntry *e, const sl_value *mk) {
+/* Loads the row of the current key (and map key) into entry ix. */
+static int slLoadRow(sl_state *s, uint32_t ix, const sl_value *mk) {
   sl_store *st = s->store;
   sl_value v[SL_MAX_VALUE_COLUMNS];
   sqlite3_stmt *q;
@@ -101,7 +117,7 @@ static int slLoadRow(sl_state *s, slEntry *e, const sl_value *mk) {
   src = sqlite3_step(q);
   if (src == SQLITE_ROW) {
     slStoreColumns(q, 0, s->n_val, v);
-    rc = slRowSet(st, &e->row, v, s->n_val, sqlite3_column_int64(q, s->n_val));
+    rc = slCacheSetRow(s, ix, v, sqlite3_column_int64(q, s->n_val));
   } else if (src != SQLITE_DONE) {
     rc = slStoreSqlErr(st, src, "cannot read state");
   }
@@ -111,50 +127,44 @@ static int slLoadRow(sl_state *s, slEntry *e, const sl_value *mk) {
 
 /* The cache entry of the current key of s; created (and, when `load`,
 ** filled from the table) if missing. */
-static int slEntryOf(sl_state *s, int load, slEntry **out) {
+static int slEntryOf(sl_state *s, int load, uint32_t *out) {
   sl_store *st = s->store;
-  uint32_t hash = s->keyed ? st->khash ^ s->seed : s->seed;
+  uint32_t hash = s->keyed ? st->khash : s->seed, ix;
   const unsigned char *k = s->keyed ? st->kbuf : NULL;
   uint32_t klen = s->keyed ? (uint32_t)st->klen : 0;
-  slEntry *e;
   int rc = SL_OK;
-  if (s->memo && s->memo_gen == st->key_gen) {
+  if (s->memo_gen == st->key_gen && s->memo_tgen == s->tab.gen && s->memo_ix != SL_NOSLOT) {
     /* the same key as the call before (a get, then an update) */
-    slCacheTouch(s->memo);
-    *out = s->memo;
+    slCacheTouch(s, s->memo_ix);
+    *out = s->memo_ix;
     return SL_OK;
   }
-  e = slCacheFind(st, s, k, klen, hash);
-  if (e) {
-    slCacheTouch(e);
-    s->memo = e;
-    s->memo_gen = st->key_gen;
-    *out = e;
-    return SL_OK;
+  ix = slCacheFind(s, k, klen, hash);
+  if (ix == SL_NOSLOT) {
+    rc = slCacheAdd(s, k, klen, hash, s->keyed ? st->kg : -1, &ix);
+    if (rc) return rc;
+    if (load) rc = slLoadRow(s, ix, NULL);
+    if (rc) {
+      slCacheDrop(s, ix);
+      return rc;
+    }
   }
-  e = slCacheAdd(st, s, k, klen, klen, hash, s->keyed ? st->kg : -1);
-  if (!e) return slStoreErr(st, SL_NOMEM, "out of memory");
-  if (load) rc = slLoadRow(s, e, NULL);
-  if (rc) {
-    slCacheDrop(st, e);
-    return rc;
-  }
-  slCacheResize(st, e);
-  s->memo = e;
+  slCacheTouch(s, ix);
+  s->memo_ix = ix;
   s->memo_gen = st->key_gen;
-  *out = e;
+  s->memo_tgen = s->tab.gen;
+  *out = ix;
   return SL_OK;
 }
 
 /* The cache entry of (current key, map key). */
-static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, slEntry **out) {
+static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, uint32_t *out) {
   sl_store *st = s->store;
   const char *why = "";
   int bad = 0, rc = SL_OK;
   size_t klen = s->keyed ? st->klen : 0;
   size_t mlen = slKeySize(mk, s->n_mk, 0, &why, &bad), need = klen + mlen;
-  uint32_t hash;
-  slEntry *e;
+  uint32_t hash, ix;
   if (mlen == 0)
     return slStoreErr(st, SL_MISUSE, "state '%s': map-key column '%s' %s", s->name,
                       s->mk[bad].name, why);
@@ -162,6 +172,8 @@ static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, slEntry **out
     if (mk[i].type != s->mk[i].type)
       return slStoreErr(st, SL_MISUSE, "state '%s': map-key column '%s' is %s, the value is %s",
                         s->name, s->mk[i].name, slTypeName(s->mk[i].type), slTypeName(mk[i].type));
+  if (need > UINT32_MAX)
+    return slStoreErr(st, SL_MISUSE, "state '%s': the key and map key are too long", s->name);
   if (need > st->mkcap) {
     unsigned char *p = slRealloc(&st->alloc, st->mkbuf, need * 2);
     if (!p) return slStoreErr(st, SL_NOMEM, "out of memory");
@@ -171,69 +183,66 @@ static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, slEntry **out
   if (klen) memcpy(st->mkbuf, st->kbuf, klen);
   slKeyEncode(mk, s->n_mk, st->mkbuf + klen);
   hash = slMurmur3(st->mkbuf + klen, mlen, (s->keyed ? st->khash : 0) ^ s->seed);
-  e = slCacheFind(st, s, st->mkbuf, (uint32_t)need, hash);
-  if (e) {
-    slCacheTouch(e);
-    *out = e;
-    return SL_OK;
+  ix = slCacheFind(s, st->mkbuf, (uint32_t)need, hash);
+  if (ix == SL_NOSLOT) {
+    rc = slCacheAdd(s, st->mkbuf, (uint32_t)need, hash, s->keyed ? st->kg : -1, &ix);
+    if (rc) return rc;
+    if (load) rc = slLoadRow(s, ix, mk);
+    if (rc) {
+      slCacheDrop(s, ix);
+      return rc;
+    }
   }
-  e = slCacheAdd(st, s, st->mkbuf, (uint32_t)need, (uint32_t)klen, hash, s->keyed ? st->kg : -1);
-  if (!e) return slStoreErr(st, SL_NOMEM, "out of memory");
-  if (load) rc = slLoadRow(s, e, mk);
-  if (rc) {
-    slCacheDrop(st, e);
-    return rc;
-  }
-  slCacheResize(st, e);
-  *out = e;
+  slCacheTouch(s, ix);
+  *out = ix;
   return SL_OK;
 }
 
 /* Sets an entry's row and marks it dirty. */
-static int slPut(sl_state *s, slEntry *e, const sl_value *v, int64_t exp) {
-  int rc = slRowSet(s->store, &e->row, v, s->n_val, exp);
-  if (rc) return rc;
-  slCacheDirty(s->store, e);
-  slCacheResize(s->store, e);
-  return SL_OK;
+static int slPut(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
+  int rc = slCacheDirty(s, ix);
+  if (rc == SL_OK) rc = slCacheSetRow(s, ix, v, exp);
+  return rc;
 }
 
 /* A read of a live row; refreshes the expiry when the state asks for it. */
-static int slRead(sl_state *s, slEntry *e, const sl_value **out) {
-  int64_t now = s->has_expires ? slStoreNow(s->store) : 0;
-  if (!slLive(e->row, now)) {
+static int slRead(sl_state *s, uint32_t ix, const sl_value **out) {
+  int64_t now = s->has_expires ? slStoreNow(s->store) : 0, exp = 0;
+  const sl_value *v = slCacheRow(s, ix, &exp);
+  if (!v || !slLiveExp(exp, now)) {
     *out = NULL;
     return SL_NOTFOUND;
   }
   if ((s->ttl_flags & SL_TTL_REFRESH_ON_READ) && s->ttl_ms > 0) {
-    e->row->exp = now + s->ttl_ms;
-    slCacheDirty(s->store, e);
+    int rc = slCacheDirty(s, ix);
+    if (rc) return rc;
+    slCacheSetExpiry(s, ix, now + s->ttl_ms);
   }
-  *out = e->row->v;
+  *out = v;
   return SL_OK;
 }
 
 /* ---- value, reducing, aggregating -------------------------------------- */
 
 int sl_value_get(sl_state *s, const sl_value **out) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slEnter(s, SL_KVALUES, 0, "sl_value_get", "a value, reducing or aggregating");
   if (rc) return rc;
   if (!out) return slStoreErr(s->store, SL_MISUSE, "sl_value_get: the output pointer is NULL");
   *out = NULL;
-  rc = slEntryOf(s, 1, &e);
-  if (rc == SL_OK) rc = slRead(s, e, out);
-  return slLeave(s->store, rc, e);
+  rc = slEntryOf(s, 1, &ix);
+  if (rc == SL_OK) rc = slRead(s, ix, out);
+  return slLeave(s, rc, ix);
 }
 
 int sl_value_update(sl_state *s, const sl_value *vals) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slEnter(s, SL_K(SL_VALUE_STATE), 1, "sl_value_update", "a value");
   if (rc == SL_OK) rc = slCheckVals(s, s->val, s->n_val, vals, "new");
   if (rc) return rc;
-  rc = slEntryOf(s, 0, &e);
-  if (rc == SL_OK) rc = slPut(s, e, vals, slExpiry(s));
-  return slLeave(s->store, rc, NULL);
+  rc = slEntryOf(s, 0, &ix);
+  if (rc == SL_OK) rc = slPut(s, ix, vals, slExpiry(s));
+  return slLeave(s, rc, SL_NOSLOT);
 }
 
 /* Checks what a user callback returned against the columns. */
@@ -266,8 +275,8 @@ static void slDefaults(const sl_state *s, sl_value *v) {
 int sl_state_add(sl_state *s, const sl_value *in) {
   sl_value out[SL_MAX_VALUE_COLUMNS], acc[SL_MAX_VALUE_COLUMNS];
   const sl_value *cur = NULL;
-  slEntry *e = NULL;
-  int64_t now;
+  uint32_t ix = SL_NOSLOT;
+  int64_t now, exp = 0;
   int rc = slEnter(s, SL_K(SL_REDUCING_STATE) | SL_K(SL_AGGREGATING_STATE), 1, "sl_state_add",
                    "a reducing or aggregating");
   if (rc) return rc;
@@ -277,15 +286,16 @@ int sl_state_add(sl_state *s, const sl_value *in) {
   if (s->kind == SL_REDUCING_STATE) rc = slCheckVals(s, s->val, s->n_val, in, "input");
   else if (!in) rc = slStoreErr(s->store, SL_MISUSE, "state '%s': the input values are NULL", s->name);
   if (rc) return rc;
-  rc = slEntryOf(s, 1, &e);
-  if (rc) return slLeave(s->store, rc, NULL);
+  rc = slEntryOf(s, 1, &ix);
+  if (rc) return slLeave(s, rc, SL_NOSLOT);
   now = s->has_expires ? slStoreNow(s->store) : 0;
-  if (slLive(e->row, now)) cur = e->row->v;
+  cur = slCacheRow(s, ix, &exp);
+  if (cur && !slLiveExp(exp, now)) cur = NULL;
   memset(out, 0, sizeof out);
   if (s->kind == SL_REDUCING_STATE) {
     if (!cur) {
-      rc = slPut(s, e, in, slExpiry(s));
-      return slLeave(s->store, rc, NULL);
+      rc = slPut(s, ix, in, slExpiry(s));
+      return slLeave(s, rc, SL_NOSLOT);
     }
     rc = slCallback(s, s->reduce(s->ud, cur, in, out), "reduce");
     if (rc == SL_OK) rc = slCheckOut(s, s->val, s->n_val, out, "reduce");
@@ -297,36 +307,39 @@ int sl_state_add(sl_state *s, const sl_value *in) {
     rc = slCallback(s, s->agg_add(s->ud, cur, in, out), "agg_add");
     if (rc == SL_OK) rc = slCheckOut(s, s->val, s->n_val, out, "agg_add");
   }
-  if (rc == SL_OK) rc = slPut(s, e, out, slExpiry(s));
-  return slLeave(s->store, rc, NULL);
+  if (rc == SL_OK) rc = slPut(s, ix, out, slExpiry(s));
+  return slLeave(s, rc, SL_NOSLOT);
 }
 
 int sl_agg_merge(sl_state *s, const sl_value *accIn) {
   sl_value out[SL_MAX_VALUE_COLUMNS];
-  slEntry *e = NULL;
+  const sl_value *cur;
+  uint32_t ix = SL_NOSLOT;
+  int64_t exp = 0;
   int rc = slEnter(s, SL_K(SL_AGGREGATING_STATE), 1, "sl_agg_merge", "an aggregating");
   if (rc == SL_OK && s->opened)
     rc = slStoreErr(s->store, SL_MISUSE, "sl_agg_merge: state '%s' was opened without its callbacks",
                     s->name);
   if (rc == SL_OK) rc = slCheckVals(s, s->val, s->n_val, accIn, "accumulator");
   if (rc) return rc;
-  rc = slEntryOf(s, 1, &e);
-  if (rc) return slLeave(s->store, rc, NULL);
-  if (!slLive(e->row, s->has_expires ? slStoreNow(s->store) : 0)) {
-    rc = slPut(s, e, accIn, slExpiry(s));
-    return slLeave(s->store, rc, NULL);
+  rc = slEntryOf(s, 1, &ix);
+  if (rc) return slLeave(s, rc, SL_NOSLOT);
+  cur = slCacheRow(s, ix, &exp);
+  if (!cur || !slLiveExp(exp, s->has_expires ? slStoreNow(s->store) : 0)) {
+    rc = slPut(s, ix, accIn, slExpiry(s));
+    return slLeave(s, rc, SL_NOSLOT);
   }
   memset(out, 0, sizeof out);
-  rc = slCallback(s, s->agg_merge(s->ud, e->row->v, accIn, out), "agg_merge");
+  rc = slCallback(s, s->agg_merge(s->ud, cur, accIn, out), "agg_merge");
   if (rc == SL_OK) rc = slCheckOut(s, s->val, s->n_val, out, "agg_merge");
-  if (rc == SL_OK) rc = slPut(s, e, out, slExpiry(s));
-  return slLeave(s->store, rc, NULL);
+  if (rc == SL_OK) rc = slPut(s, ix, out, slExpiry(s));
+  return slLeave(s, rc, SL_NOSLOT);
 }
 
 int sl_agg_get(sl_state *s, const sl_value **out) {
   sl_value res[SL_MAX_VALUE_COLUMNS];
   const sl_value *acc = NULL;
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slEnter(s, SL_K(SL_AGGREGATING_STATE), 0, "sl_agg_get", "an aggregating");
   if (rc) return rc;
   if (s->opened)
@@ -334,8 +347,8 @@ int sl_agg_get(sl_state *s, const sl_value **out) {
                       s->name);
   if (!out) return slStoreErr(s->store, SL_MISUSE, "sl_agg_get: the output pointer is NULL");
   *out = NULL;
-  rc = slEntryOf(s, 1, &e);
-  if (rc == SL_OK) rc = slRead(s, e, &acc);
+  rc = slEntryOf(s, 1, &ix);
+  if (rc == SL_OK) rc = slRead(s, ix, &acc);
   if (rc == SL_OK) {
     memset(res, 0, sizeof res);
     rc = slCallback(s, s->agg_result(s->ud, acc, res), "agg_result");
@@ -343,30 +356,32 @@ int sl_agg_get(sl_state *s, const sl_value **out) {
     if (rc == SL_OK) rc = slRowSet(s->store, &s->scratch, res, s->n_result, 0);
     if (rc == SL_OK) *out = s->scratch->v;
   }
-  return slLeave(s->store, rc, e);
+  return slLeave(s, rc, ix);
 }
 
 /* ---- lists ------------------------------------------------------------- */
 
-static int slListAppend(sl_state *s, slEntry *e, const sl_value *row, int64_t exp) {
+static int slListAppend(sl_state *s, slList *l, const sl_value *row, int64_t exp) {
   sl_store *st = s->store;
-  if (e->nrows == e->caprows) {
-    size_t cap = e->caprows ? e->caprows * 2 : 4;
-    slRow **p = slRealloc(&st->alloc, e->rows, sizeof *p * cap);
+  int rc;
+  if (l->nrows == l->caprows) {
+    size_t cap = l->caprows ? l->caprows * 2 : 4;
+    slRow **p = slRealloc(&st->alloc, l->rows, sizeof *p * cap);
     if (!p) return slStoreErr(st, SL_NOMEM, "out of memory");
-    e->rows = p;
-    e->caprows = cap;
+    l->rows = p;
+    l->caprows = cap;
   }
-  e->rows[e->nrows] = NULL;
-  int rc = slRowSet(st, &e->rows[e->nrows], row, s->n_val, exp);
+  l->rows[l->nrows] = NULL;
+  rc = slRowSet(st, &l->rows[l->nrows], row, s->n_val, exp);
   if (rc) return rc;
-  e->rowbytes += e->rows[e->nrows]->cap;
-  e->nrows++;
+  l->rowbytes += l->rows[l->nrows]->cap;
+  l->nrows++;
   return SL_OK;
 }
 
 static int slListAdd(sl_state *s, const sl_value *rows, size_t n, int replace, const char *call) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
+  slList *l, old;
   int64_t exp;
   int rc = slEnter(s, SL_KLISTS, 1, call, "a list");
   if (rc) return rc;
@@ -374,25 +389,26 @@ static int slListAdd(sl_state *s, const sl_value *rows, size_t n, int replace, c
   for (size_t i = 0; i < n && rc == SL_OK; i++)
     rc = slCheckVals(s, s->val, s->n_val, rows + i * (size_t)s->n_val, "list");
   if (rc) return rc;
-  slEntry old;
-  rc = slEntryOf(s, 0, &e);
-  if (rc) return slLeave(s->store, rc, NULL);
+  rc = slEntryOf(s, 0, &ix);
+  if (rc == SL_OK) rc = slCacheDirty(s, ix);
+  if (rc) return slLeave(s, rc, SL_NOSLOT);
+  l = slCacheList(s, ix);
   if (replace) {
     /* the new rows may point into the old ones: free those last */
-    old = *e;
-    e->rows = NULL;
-    e->nrows = e->caprows = e->npersist = 0;
-    e->rowbytes = 0;
-    e->flags |= SL_E_CLEARED | SL_E_LOADED;
-    e->next_seq = 0;
+    slSlot *e = slSlotAt(&s->tab, ix);
+    old = *l;
+    l->rows = NULL;
+    l->nrows = l->caprows = l->npersist = 0;
+    l->rowbytes = 0;
+    e->flags |= SL_S_CLEARED | SL_S_LOADED;
+    l->next_seq = 0;
   }
   exp = slExpiry(s);
   for (size_t i = 0; i < n && rc == SL_OK; i++)
-    rc = slListAppend(s, e, rows + i * (size_t)s->n_val, exp);
-  if (replace) slRowsFree(s->store, &old);
-  if (rc == SL_OK || replace) slCacheDirty(s->store, e);
-  slCacheResize(s->store, e);
-  return slLeave(s->store, rc, NULL);
+    rc = slListAppend(s, l, rows + i * (size_t)s->n_val, exp);
+  if (replace) slListRowsFree(s, &old);
+  slCacheListSync(s, l);
+  return slLeave(s, rc, SL_NOSLOT);
 }
 
 int sl_list_add(sl_state *s, const sl_value *row) {
@@ -409,43 +425,46 @@ int sl_list_update(sl_state *s, const sl_value *rows, size_t n) {
   return slListAdd(s, rows, n, 1, "sl_list_update");
 }
 
-/* Makes e hold the whole list: writes its pending rows, then reads it. */
-static int slListLoad(sl_state *s, slEntry *e) {
+/* Makes entry ix hold the whole list: writes its pending rows, then reads it. */
+static int slListLoad(sl_state *s, uint32_t ix) {
   sl_store *st = s->store;
+  slSlot *e = slSlotAt(&s->tab, ix);
+  slList *l = slCacheList(s, ix);
   sl_value v[SL_MAX_VALUE_COLUMNS];
   sqlite3_stmt *q;
   int rc, src;
-  if (e->flags & SL_E_LOADED) return SL_OK;
-  rc = slCacheFlushEntry(st, e);
+  if (e->flags & SL_S_LOADED) return SL_OK;
+  rc = slCacheFlushEntry(s, ix);
   if (rc) return rc;
-  slRowsFree(st, e);
+  slListRowsFree(s, l);
   rc = slStatePrepare(s, SL_Q_LOAD, &q);
   if (rc) return rc;
   slBindCurrent(s, q, NULL, 0);
-  e->next_seq = 0;
+  l->next_seq = 0;
   while ((src = sqlite3_step(q)) == SQLITE_ROW) {
     slStoreColumns(q, 1, s->n_val, v);
-    rc = slListAppend(s, e, v, sqlite3_column_int64(q, 1 + s->n_val));
+    rc = slListAppend(s, l, v, sqlite3_column_int64(q, 1 + s->n_val));
     if (rc) break;
-    e->next_seq = sqlite3_column_int64(q, 0) + 1;
+    l->next_seq = sqlite3_column_int64(q, 0) + 1;
   }
   sqlite3_reset(q);
   if (rc == SL_OK && src != SQLITE_DONE) rc = slStoreSqlErr(st, src, "cannot read a list");
   if (rc) {
-    slRowsFree(st, e);
-    e->next_seq = -1;
-    slCacheResize(st, e);
+    slListRowsFree(s, l);
+    l->next_seq = -1;
+    slCacheListSync(s, l);
     return rc;
   }
-  e->npersist = e->nrows;
-  e->flags |= SL_E_LOADED;
-  slCacheResize(st, e);
+  l->npersist = l->nrows;
+  e->flags |= SL_S_LOADED;
+  slCacheListSync(s, l);
   return SL_OK;
 }
 
 int sl_list_get(sl_state *s, const sl_value **rows, size_t *n) {
   sl_store *st;
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
+  slList *l;
   size_t live = 0, nv;
   int64_t now;
   int refresh, rc = slEnter(s, SL_KLISTS, 0, "sl_list_get", "a list");
@@ -454,33 +473,34 @@ int sl_list_get(sl_state *s, const sl_value **rows, size_t *n) {
   if (!rows || !n) return slStoreErr(st, SL_MISUSE, "sl_list_get: an output pointer is NULL");
   *rows = NULL;
   *n = 0;
-  rc = slEntryOf(s, 0, &e);
-  if (rc == SL_OK) rc = slListLoad(s, e);
-  if (rc) return slLeave(st, rc, NULL);
+  rc = slEntryOf(s, 0, &ix);
+  if (rc == SL_OK) rc = slListLoad(s, ix);
+  if (rc) return slLeave(s, rc, SL_NOSLOT);
+  l = slCacheList(s, ix);
   now = s->has_expires ? slStoreNow(st) : 0;
   refresh = (s->ttl_flags & SL_TTL_REFRESH_ON_READ) && s->ttl_ms > 0;
   nv = (size_t)s->n_val;
-  if (e->nrows * nv > s->out_cap) {
-    sl_value *p = slRealloc(&st->alloc, s->out, sizeof *p * e->nrows * nv);
-    if (!p) return slLeave(st, slStoreErr(st, SL_NOMEM, "out of memory"), NULL);
+  if (l->nrows * nv > s->out_cap) {
+    sl_value *p = slRealloc(&st->alloc, s->out, sizeof *p * l->nrows * nv);
+    if (!p) return slLeave(s, slStoreErr(st, SL_NOMEM, "out of memory"), SL_NOSLOT);
     s->out = p;
-    s->out_cap = e->nrows * nv;
+    s->out_cap = l->nrows * nv;
   }
-  for (size_t i = 0; i < e->nrows; i++) {
-    if (!slLive(e->rows[i], now)) continue;
-    if (refresh) e->rows[i]->exp = now + s->ttl_ms;
-    memcpy(s->out + live * nv, e->rows[i]->v, sizeof(sl_value) * nv);
+  if (refresh && (rc = slCacheDirty(s, ix)) != SL_OK) return slLeave(s, rc, SL_NOSLOT);
+  for (size_t i = 0; i < l->nrows; i++) {
+    if (!slLive(l->rows[i], now)) continue;
+    if (refresh) l->rows[i]->exp = now + s->ttl_ms;
+    memcpy(s->out + live * nv, l->rows[i]->v, sizeof(sl_value) * nv);
     live++;
   }
   if (refresh && live) {
     /* the new expiries must reach the table: rewrite the list */
-    e->flags |= SL_E_CLEARED;
-    e->npersist = 0;
-    slCacheDirty(st, e);
+    slSlotAt(&s->tab, ix)->flags |= SL_S_CLEARED;
+    l->npersist = 0;
   }
   *rows = live ? s->out : NULL;
   *n = live;
-  return slLeave(st, live ? SL_OK : SL_NOTFOUND, e);
+  return slLeave(s, live ? SL_OK : SL_NOTFOUND, ix);
 }
 
 /* ---- maps -------------------------------------------------------------- */
@@ -493,52 +513,47 @@ static int slMapEnter(sl_state *s, const sl_value *mk, int write, const char *ca
 }
 
 int sl_map_put(sl_state *s, const sl_value *mk, const sl_value *vals) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slMapEnter(s, mk, 1, "sl_map_put");
   if (rc == SL_OK) rc = slCheckVals(s, s->val, s->n_val, vals, "new");
   if (rc) return rc;
-  rc = slMapEntryOf(s, mk, 0, &e);
-  if (rc == SL_OK) rc = slPut(s, e, vals, slExpiry(s));
-  return slLeave(s->store, rc, NULL);
+  rc = slMapEntryOf(s, mk, 0, &ix);
+  if (rc == SL_OK) rc = slPut(s, ix, vals, slExpiry(s));
+  return slLeave(s, rc, SL_NOSLOT);
 }
 
 int sl_map_get(sl_state *s, const sl_value *mk, const sl_value **out) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slMapEnter(s, mk, 0, "sl_map_get");
   if (rc) return rc;
   if (!out) return slStoreErr(s->store, SL_MISUSE, "sl_map_get: the output pointer is NULL");
   *out = NULL;
-  rc = slMapEntryOf(s, mk, 1, &e);
-  if (rc == SL_OK) rc = slRead(s, e, out);
-  return slLeave(s->store, rc, e);
+  rc = slMapEntryOf(s, mk, 1, &ix);
+  if (rc == SL_OK) rc = slRead(s, ix, out);
+  return slLeave(s, rc, ix);
 }
 
 int sl_map_contains(sl_state *s, const sl_value *mk, int *found) {
   const sl_value *v = NULL;
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slMapEnter(s, mk, 0, "sl_map_contains");
   if (rc) return rc;
   if (!found) return slStoreErr(s->store, SL_MISUSE, "sl_map_contains: the output pointer is NULL");
   *found = 0;
-  rc = slMapEntryOf(s, mk, 1, &e);
-  if (rc == SL_OK) rc = slRead(s, e, &v);
+  rc = slMapEntryOf(s, mk, 1, &ix);
+  if (rc == SL_OK) rc = slRead(s, ix, &v);
   if (rc == SL_OK) *found = 1;
   if (rc == SL_NOTFOUND) rc = SL_OK;
-  return slLeave(s->store, rc, e);
+  return slLeave(s, rc, ix);
 }
 
 int sl_map_remove(sl_state *s, const sl_value *mk) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slMapEnter(s, mk, 1, "sl_map_remove");
   if (rc) return rc;
-  rc = slMapEntryOf(s, mk, 0, &e);
-  if (rc == SL_OK) {
-    slFree(&s->store->alloc, e->row);
-    e->row = NULL;
-    slCacheDirty(s->store, e);
-    slCacheResize(s->store, e);
-  }
-  return slLeave(s->store, rc, NULL);
+  rc = slMapEntryOf(s, mk, 0, &ix);
+  if (rc == SL_OK) rc = slPut(s, ix, NULL, 0);
+  return slLeave(s, rc, SL_NOSLOT);
 }
 
 /* ---- clear --------------------------------------------------------------- */
@@ -547,9 +562,10 @@ int sl_map_remove(sl_state *s, const sl_value *mk) {
 ** the key's rows in the table and forgets the key's cached entries. */
 static int slMapClear(sl_state *s) {
   sl_store *st = s->store;
+  slTab *t = &s->tab;
   sqlite3_stmt *q;
   size_t klen = s->keyed ? st->klen : 0;
-  int rc = slCacheFlushState(st, s), src;
+  int rc = slCacheFlushState(s), src;
   if (rc == SL_OK) rc = slStoreBegin(st);
   if (rc == SL_OK) rc = slStatePrepare(s, SL_Q_DELKEY, &q);
   if (rc) return rc;
@@ -557,29 +573,33 @@ static int slMapClear(sl_state *s) {
   src = sqlite3_step(q);
   sqlite3_reset(q);
   if (src != SQLITE_DONE) return slStoreStepFailed(st, src, "cannot clear a map");
-  for (slEntry *e = s->all, *next; e; e = next) {
-    next = e->snext;
-    if (e->kklen == klen && (klen == 0 || memcmp(e->kbytes, st->kbuf, klen) == 0)) slCacheDrop(st, e);
+  /* canonical key bytes are prefix-free: an entry whose bytes start with the
+  ** current key's is an entry of the current key */
+  for (uint32_t i = 0; i < t->cap; i++) {
+    slSlot *e = slSlotAt(t, i);
+    if ((e->flags & SL_S_USED) && e->klen >= klen &&
+        (klen == 0 || memcmp(slSlotKey(t, e), st->kbuf, klen) == 0))
+      slCacheDrop(s, i);
   }
   return SL_OK;
 }
 
 int sl_state_clear(sl_state *s) {
-  slEntry *e = NULL;
+  uint32_t ix = SL_NOSLOT;
   int rc = slEnter(s, ~0u, 1, "sl_state_clear", "any");
   if (rc) return rc;
-  if (s->is_map) return slLeave(s->store, slMapClear(s), NULL);
-  rc = slEntryOf(s, 0, &e);
-  if (rc) return slLeave(s->store, rc, NULL);
+  if (s->is_map) return slLeave(s, slMapClear(s), SL_NOSLOT);
+  rc = slEntryOf(s, 0, &ix);
+  if (rc == SL_OK) rc = slCacheDirty(s, ix);
+  if (rc) return slLeave(s, rc, SL_NOSLOT);
   if (s->is_list) {
-    slRowsFree(s->store, e);
-    e->flags |= SL_E_CLEARED | SL_E_LOADED;
-    e->next_seq = 0;
+    slList *l = slCacheList(s, ix);
+    slListRowsFree(s, l);
+    slSlotAt(&s->tab, ix)->flags |= SL_S_CLEARED | SL_S_LOADED;
+    l->next_seq = 0;
+    slCacheListSync(s, l);
   } else {
-    slFree(&s->store->alloc, e->row);
-    e->row = NULL;
+    slCacheSetRow(s, ix, NULL, 0);
   }
-  slCacheDirty(s->store, e);
-  slCacheResize(s->store, e);
-  return slLeave(s->store, SL_OK, NULL);
+  return slLeave(s, SL_OK, SL_NOSLOT);
 }

@@ -72,11 +72,11 @@ int64_t slStoreNow(sl_store *st) {
   return st->cfg.clock_ms ? st->cfg.clock_ms(st->cfg.clock_ud) : slNowMs();
 }
 
-/* Checks a store handle at the API boundary and clears its message. */
-int slStoreUsable(sl_store *st) {
+/* The slow half of slStoreUsable(): why a store cannot be used. */
+int slStoreUnusable(sl_store *st) {
   if (!st || st->hdr.magic != SL_MAGIC_STORE) return SL_MISUSE;
   st->errmsg[0] = 0;
-  st->pin = NULL;
+  st->pin_s = NULL;
   if (st->closed) return slStoreErr(st, SL_MISUSE, "the store is closed");
   if (st->failed)
     return slStoreErr(st, SL_ERROR,
@@ -336,9 +336,7 @@ static int slStoreOpenDb(sl_store *st, int create) {
   if (rc) return rc;
   if (sl_key_group_range(st->maxp, st->parallelism, st->subtask, &st->kg_first, &st->kg_last))
     return slStoreErr(st, SL_CORRUPT, "%s: impossible parallelism", st->path);
-  rc = slSchemaInit(st);
-  if (rc) return rc;
-  return slCacheInit(st);
+  return slSchemaInit(st);
 }
 
 int sl_store_open(const char *dir, const char *op, int subtask, int parallelism,
@@ -427,7 +425,7 @@ static int slStoreExpire(sl_store *st, int64_t limit, int64_t *removed) {
     char *sql;
     int src;
     if (!s->has_expires) continue;
-    rc = slCacheFlushState(st, s);
+    rc = slCacheFlushState(s);
     if (rc == SL_OK) rc = slStoreBegin(st);
     if (rc) break;
     if (limit < 0)
@@ -509,7 +507,7 @@ int sl_store_set_key(sl_store *st, const sl_value *key, int n, int *kg) {
     st->kbuf = p;
     st->kcap = sz * 2;
   }
-  slKeyEncode(key, n, st->kbuf);
+  slKeyEncodeCopy(key, n, st->kbuf, st->keyv);
   st->klen = sz;
   st->khash = slMurmur3(st->kbuf, sz, 0);
   st->kg = slKeyGroupOf(st->khash, st->maxp);
@@ -519,8 +517,9 @@ int sl_store_set_key(sl_store *st, const sl_value *key, int n, int *kg) {
                       "the key belongs to key group %d, outside this instance's range %d..%d "
                       "(subtask %d of %d): the stream is partitioned wrongly",
                       st->kg, st->kg_first, st->kg_last, st->subtask, st->parallelism);
-  slKeyDecode(st->kbuf, sz, st->keyv, n);
   st->nkey = n;
+  st->ksig = (uint64_t)n;
+  for (int i = 0; i < n; i++) st->ksig = slKeySigAdd(st->ksig, key[i].type);
   st->key_set = 1;
   st->key_gen++;
   return SL_OK;

@@ -6,6 +6,7 @@
 #define SL_STORE_H
 
 #include <sqlite3.h>
+#include <string.h>
 
 #include "base/base.h"
 
@@ -17,33 +18,55 @@ typedef struct slRow {
   sl_value v[];
 } slRow;
 
-/* One cached entry: (state, key[, map key]) -> value, or a list of rows. */
-typedef struct slEntry slEntry;
-struct slEntry {
-  slEntry *hnext;            /* hash bucket chain */
-  slEntry *lprev, *lnext;    /* the store's list for second-chance eviction */
-  slEntry *dprev, *dnext;    /* dirty list of the state */
-  slEntry *sprev, *snext;    /* all entries of the state */
-  sl_state *s;
-  uint32_t hash;
-  int kg;
-  unsigned flags;            /* SL_E_* */
-  uint32_t klen;             /* key bytes, then map-key bytes */
-  uint32_t kklen;            /* of which the key */
-  size_t bytes;              /* accounted size */
-  slRow *row;                /* value/map/reducing/aggregating: NULL = absent */
-  slRow **rows;              /* list: rows */
+/* The rows of one key of a list state, as far as they are cached: rows
+** [0, npersist) are in the table, the rest are appended since. */
+typedef struct slList {
+  slRow **rows;
   size_t nrows, caprows;
-  size_t rowbytes;           /* list: bytes of the rows, kept as they change */
-  size_t npersist;           /* list: rows [0, npersist) are in the table */
-  int64_t next_seq;          /* list: next seq, -1 = unknown */
-  unsigned char kbytes[];
-};
+  size_t rowbytes;           /* bytes of the rows, kept as they change */
+  size_t npersist;
+  int64_t next_seq;          /* next seq, -1 = unknown */
+  size_t acct;               /* bytes of it counted in the store's total */
+} slList;
 
-#define SL_E_DIRTY   1u /* differs from the table */
-#define SL_E_CLEARED 2u /* list: the table's rows of this key must go first */
-#define SL_E_LOADED  4u /* list: rows hold the whole list */
-#define SL_E_REF     8u /* used since the eviction hand last passed */
+/* The head of one slot of a state's cache table. The key area (kin bytes:
+** the canonical key bytes, then the map key's, inline when they fit, else a
+** pointer to them) and the value area (vin bytes: the packed row inline, or
+** a pointer to it, or to the slList of a list state) follow. */
+typedef struct slSlot {
+  uint32_t hash;             /* of the key bytes (map: with the map key) */
+  uint16_t flags;            /* SL_S_* */
+  uint16_t kg;               /* key group (keyed states) */
+  uint32_t klen;             /* key bytes, map key included */
+  uint32_t nulls;            /* bit i: value column i is NULL (i < 32) */
+} slSlot;
+
+#define SL_S_USED    1u   /* the slot holds an entry */
+#define SL_S_TOMB    2u   /* an entry was removed here: probing goes on */
+#define SL_S_DIRTY   4u   /* differs from the table */
+#define SL_S_REF     8u   /* used since the clock hand last passed */
+#define SL_S_ROW     16u  /* value and map kinds: a row is present */
+#define SL_S_VHEAP   32u  /* the packed row is on the heap */
+#define SL_S_CLEARED 64u  /* list: the table's rows of this key must go first */
+#define SL_S_LOADED  128u /* list: rows hold the whole list */
+#define SL_S_GENERIC 256u /* the row is an slRow of typed values (read from a
+                             table whose cells do not have the declared types) */
+
+/* The cache of one state: open addressing with linear probing over slots of
+** ss bytes, evicted by a clock hand. `dirty` lists the slots that became
+** dirty since the last flush (it may name a slot twice, or one that is no
+** longer dirty: the flag decides). `gen` changes whenever an entry moves or
+** goes, which is what invalidates the memo of the current key's slot. */
+typedef struct slTab {
+  unsigned char *slots;
+  uint32_t cap, used, tombs, hand;
+  uint32_t ss, kin, vin;
+  uint32_t *dirty;
+  uint32_t ndirty, capdirty;
+  uint64_t gen;
+} slTab;
+
+#define SL_NOSLOT UINT32_MAX
 
 /* Prepared statements of a state, made when first needed. */
 enum {
@@ -81,15 +104,22 @@ struct sl_state {
   void *ud;
   uint32_t seed;             /* mixed into entry hashes */
   sqlite3_stmt *q[SL_Q_COUNT];
-  slEntry *dirty;            /* dirty entries */
-  slEntry *all;              /* every cached entry */
   uint64_t key_checked;      /* store key generation that was type-checked */
-  slEntry *memo;             /* the entry of the current key, when memo_gen */
-  uint64_t memo_gen;         /* equals the store's key generation */
+  uint64_t ksig;             /* the signature of its key columns (slKeySigAdd) */
   int opened;                /* by sl_state_open(): no callbacks */
   sl_value *out;             /* list_get output */
   size_t out_cap;
   slRow *scratch;            /* aggregating result, callback output */
+  /* the cache (cache.c) */
+  slTab tab;
+  uint32_t pfix;             /* bytes of a packed row without its payloads */
+  int nvar;                  /* TEXT and BLOB value columns */
+  uint32_t memo_ix;          /* the slot of the current key, when memo_gen */
+  uint64_t memo_gen;         /* equals the store's key generation */
+  uint64_t memo_tgen;        /* equals tab.gen */
+  sl_value *vout;            /* n_val values: a row handed out */
+  unsigned char *pack;       /* scratch for a packed row */
+  size_t pack_cap;
 };
 
 struct sl_store {
@@ -117,14 +147,14 @@ struct sl_store {
   int kg;
   int key_set;
   int nkey;
+  uint64_t ksig;             /* the signature of the current key (slKeySigAdd) */
   sl_value keyv[SL_MAX_KEY_COLUMNS];
   uint64_t key_gen;
-  /* the cache */
-  slEntry **buckets;
-  size_t nbuckets, nentries;
-  size_t bytes;
-  slEntry *lru_head, *lru_tail;
-  slEntry *pin;              /* the entry the last call handed out */
+  /* the cache: every state's table (cache.c) */
+  size_t bytes;              /* slot arrays and the entries' heap parts */
+  sl_state *pin_s;           /* the entry the last call handed out */
+  uint32_t pin_ix;
+  int hand_state;            /* the state the eviction hand is in */
   sqlite3_stmt *tq[4];       /* timer statements (timer.c) */
   int timers_ok;             /* sl_timers exists */
   unsigned char *mkbuf;      /* scratch for key + map key */
@@ -141,11 +171,24 @@ SL_PRIVATE int slStoreSqlErr(sl_store *st, int src, const char *what);
 SL_PRIVATE int slStoreBegin(sl_store *st);
 SL_PRIVATE int slStoreExec(sl_store *st, const char *sql, const char *what);
 SL_PRIVATE int64_t slStoreNow(sl_store *st);
-SL_PRIVATE int slStoreUsable(sl_store *st);
+SL_PRIVATE int slStoreUnusable(sl_store *st);
 SL_PRIVATE int slStoreWritable(sl_store *st);
 SL_PRIVATE int slStoreStepFailed(sl_store *st, int src, const char *what);
 SL_PRIVATE int slStoreMetaGetInt(sl_store *st, const char *name, int64_t *out);
 SL_PRIVATE int slStoreMetaSetInt(sl_store *st, const char *name, int64_t value);
+
+/* The count and types of a key's columns in one number: start with the
+** count, add each column's type (3 bits each, SL_MAX_KEY_COLUMNS of them). */
+static inline uint64_t slKeySigAdd(uint64_t sig, int type) { return sig << 3 | (uint64_t)(type & 7); }
+
+/* Checks a store handle at the API boundary and clears its message and
+** the entry the last call handed out. */
+static inline int slStoreUsable(sl_store *st) {
+  if (!st || st->hdr.magic != SL_MAGIC_STORE || st->closed || st->failed) return slStoreUnusable(st);
+  st->errmsg[0] = 0;
+  st->pin_s = NULL;
+  return SL_OK;
+}
 
 /* schema.c */
 SL_PRIVATE int slSchemaInit(sl_store *st);
@@ -160,24 +203,74 @@ SL_PRIVATE const char *slKindWord(int kind);
 SL_PRIVATE void slTimerFree(sl_store *st);
 
 /* cache.c */
-SL_PRIVATE int slCacheInit(sl_store *st);
+SL_PRIVATE int slCacheStateInit(sl_state *s);
+SL_PRIVATE void slCacheStateFree(sl_state *s);
 SL_PRIVATE void slCacheFree(sl_store *st);
-SL_PRIVATE slEntry *slCacheFind(sl_store *st, sl_state *s, const unsigned char *k,
-                                uint32_t klen, uint32_t hash);
-SL_PRIVATE slEntry *slCacheAdd(sl_store *st, sl_state *s, const unsigned char *k,
-                               uint32_t klen, uint32_t kklen, uint32_t hash, int kg);
+static inline slSlot *slSlotAt(const slTab *t, uint32_t ix) {
+  return (slSlot *)(void *)(t->slots + (size_t)ix * t->ss);
+}
+static inline unsigned char *slSlotKey(const slTab *t, slSlot *e) {
+  unsigned char *a = (unsigned char *)(e + 1);
+  if (e->klen <= t->kin) return a;
+  unsigned char *p;
+  memcpy(&p, a, sizeof p);
+  return p;
+}
+/* 1 when n bytes at a and b are equal; short keys without a call. */
+static inline int slKeyEq(const unsigned char *a, const unsigned char *b, uint32_t n) {
+  uint64_t x, y, x2, y2;
+  if (n >= 8 && n <= 16) {
+    /* two loads of 8 bytes, overlapping when n < 16 */
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    memcpy(&x2, a + n - 8, 8);
+    memcpy(&y2, b + n - 8, 8);
+    return x == y && x2 == y2;
+  }
+  return n == 0 || memcmp(a, b, n) == 0;
+}
+
+/* The slot of (key bytes, hash) in s, or SL_NOSLOT. */
+static inline uint32_t slCacheFind(sl_state *s, const unsigned char *k, uint32_t klen,
+                                   uint32_t hash) {
+  const slTab *t = &s->tab;
+  uint32_t mask = t->cap - 1, i = hash & mask;
+  for (;;) {
+    slSlot *e = slSlotAt(t, i);
+    if (!(e->flags & (SL_S_USED | SL_S_TOMB))) return SL_NOSLOT;
+    if ((e->flags & SL_S_USED) && e->hash == hash && e->klen == klen &&
+        slKeyEq(slSlotKey(t, e), k, klen))
+      return i;
+    i = (i + 1) & mask;
+  }
+}
+/* A new, empty entry for a key known to be absent; may make room first
+** (writing dirty entries, evicting). SL_NOMEM, or the errors of a write. */
+SL_PRIVATE int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash,
+                          int kg, uint32_t *ix);
 /* Marks an entry used: eviction gives it a second chance. */
-static inline void slCacheTouch(slEntry *e) { e->flags |= SL_E_REF; }
-SL_PRIVATE void slCacheDirty(sl_store *st, slEntry *e);
-SL_PRIVATE void slCacheResize(sl_store *st, slEntry *e);
-SL_PRIVATE void slCacheDrop(sl_store *st, slEntry *e);
-SL_PRIVATE int slCacheFlushEntry(sl_store *st, slEntry *e);
-SL_PRIVATE int slCacheFlushState(sl_store *st, sl_state *s);
+static inline void slCacheTouch(sl_state *s, uint32_t ix) { slSlotAt(&s->tab, ix)->flags |= SL_S_REF; }
+SL_PRIVATE int slCacheDirty(sl_state *s, uint32_t ix);
+SL_PRIVATE void slCacheDrop(sl_state *s, uint32_t ix);
+/* Value and map kinds: the row of an entry, decoded into s->vout (TEXT and
+** BLOB point into the entry); NULL when absent. *exp gets its expiry. */
+SL_PRIVATE const sl_value *slCacheRow(sl_state *s, uint32_t ix, int64_t *exp);
+/* Sets (v != NULL) or removes the row of an entry; v may point into it. */
+SL_PRIVATE int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp);
+/* Sets the expiry of an entry's row. */
+SL_PRIVATE void slCacheSetExpiry(sl_state *s, uint32_t ix, int64_t exp);
+/* List kinds: the entry's rows. */
+SL_PRIVATE slList *slCacheList(sl_state *s, uint32_t ix);
+/* Counts a list's allocation again after a change. */
+SL_PRIVATE void slCacheListSync(sl_state *s, slList *l);
+SL_PRIVATE void slListRowsFree(sl_state *s, slList *l);
+SL_PRIVATE int slCacheFlushEntry(sl_state *s, uint32_t ix);
+SL_PRIVATE int slCacheFlushState(sl_state *s);
 SL_PRIVATE int slCacheFlushAll(sl_store *st);
+SL_PRIVATE int slCacheHasDirty(const sl_state *s);
 SL_PRIVATE int slCacheTrim(sl_store *st);
 SL_PRIVATE int slStoreBind(sqlite3_stmt *q, int p, const sl_value *v, sqlite3_destructor_type how);
 SL_PRIVATE void slStoreColumns(sqlite3_stmt *q, int first, int n, sl_value *v);
 SL_PRIVATE int slRowSet(sl_store *st, slRow **row, const sl_value *v, int n, int64_t exp);
-SL_PRIVATE void slRowsFree(sl_store *st, slEntry *e);
 
 #endif

@@ -106,6 +106,8 @@ static int slStoreSetKeyBytes(sl_store *st, const void *bytes, size_t len, int k
     return slStoreErr(st, SL_CORRUPT, "%s: sl_timers holds a key under the wrong key group", st->path);
   slKeyDecode(st->kbuf, len, st->keyv, n);
   st->nkey = n;
+  st->ksig = (uint64_t)n;
+  for (int i = 0; i < n; i++) st->ksig = slKeySigAdd(st->ksig, v[i].type);
   st->key_set = 1;
   st->key_gen++;
   return SL_OK;
