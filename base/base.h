@@ -83,8 +83,8 @@ SL_PRIVATE int64_t slNowMs(void);
 ** nanoseconds of the monotonic clock: the library keeps no global state).
 ** getenv() is read at each call; none of these is on the per-record path.
 ** The points:
-**   commit            sdk/run.c     after the store commit of a checkpoint's
-**                                   synchronous part (sl_snapshot_begin)
+**   commit            store/frozen.c  after the commit of the changes a
+**                                   checkpoint froze (its asynchronous part)
 **   backup            snapshot/zvfs.c   during the backup, after its second page
 **   snapshot_written  snapshot/snapshot.c  the .db.zst written, not yet synced
 **   snapshot_synced   snapshot/snapshot.c  after its fsync, before the rename

@@ -365,6 +365,7 @@ int main(int argc, char **argv) {
       goto out;
     }
     sync_ms[i] = (t1 - t0) * 1e3;
+    if (getenv("BENCH_TRACE")) fprintf(stderr, "checkpoint %d: sync %.3f ms\n", i, sync_ms[i]);
     /* The database file as it is on disk now (WAL included). */
     filebytes[i] = (double)file_size(db_path);
     {

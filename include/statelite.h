@@ -223,8 +223,11 @@ SL_API int sl_store_open_file(const char *path, const sl_config *cfg,
 SL_API int sl_store_close(sl_store *st);
 
 /* Writes everything dirty in the cache and commits it in one transaction,
-** removing up to cfg.ttl_cleanup_rows expired rows per state on the way.
-** This is the synchronous part of a checkpoint. On failure the file is
+** removing up to cfg.ttl_cleanup_rows expired rows per state on the way,
+** on the calling thread. (A checkpoint does not call it: its synchronous
+** part, sl_snapshot_begin(), only freezes the changes and its asynchronous
+** part commits them.) Changes frozen by a snapshot and not yet committed
+** are committed first. On failure the file is
 ** exactly as it was after the previous commit. When the failure left the
 ** transaction open (SL_BUSY, for one), nothing is lost and a later commit can
 ** try again. When SQLite had to roll the transaction back (a full disk, an
@@ -247,10 +250,13 @@ SL_API int sl_store_info(sl_store *st, const char **op, int *subtask,
 /* The path of the state file; valid until sl_store_close(). */
 SL_API const char *sl_store_path(sl_store *st);
 
-/* Bytes the cached entries hold now (the hash table's own array, about 8
-** bytes per entry, comes on top). After each call it is at most
+/* Bytes the cache holds now: every state's table of slots (about 16 bytes
+** plus the key and a row of 8 bytes per value column, per slot; a table is
+** at most 4/5 full), the keys and rows too long for a slot, and changes a
+** snapshot froze and has not yet committed. After each call it is at most
 ** memory_budget, plus the one entry that call handed out when the budget
-** cannot hold it (always so with a budget of 0). */
+** cannot hold it, plus the smallest table of each state (8 slots; always
+** so with a budget of 0). */
 SL_API size_t sl_store_cache_bytes(sl_store *st);
 
 /* Sets the key of the record being processed: n typed columns, no NULLs.
@@ -722,11 +728,13 @@ SL_API void sl_file_sink(sl_operator *op, const char *path);
 /* ------------------------------------------------------------------------ */
 
 /* A checkpoint of one store has two parts. The synchronous part,
-** sl_snapshot_begin(), runs on the thread that owns the store: it commits
-** and pins a second, read-only connection to exactly that commit. The
-** asynchronous part, sl_snapshot_write(), may run on any other thread while
-** the owner goes on writing and committing: it copies the pinned state with
-** SQLite's online backup API into `<target>/<operator>/<subtask>.db.zst`, a
+** sl_snapshot_begin(), runs on the thread that owns the store: it freezes
+** the changes the cache holds (a copy of each changed entry; SQLite is not
+** touched, so this pause is short). The asynchronous part,
+** sl_snapshot_write(), may run on any other thread while the owner goes on
+** writing and committing: it commits the frozen changes, pins a second,
+** read-only connection to exactly that commit, and copies the pinned state
+** with SQLite's online backup API into `<target>/<operator>/<subtask>.db.zst`, a
 ** zstd stream with a CRC-32C checksum, without an uncompressed temporary copy
 ** when it can. sl_snapshot_end(), on the owner thread again, records the
 ** checkpoint in the state file and releases the handle.
@@ -779,25 +787,36 @@ typedef struct sl_snapshot_info {
   int streamed;              /* 1: no uncompressed temporary copy was made */
 } sl_snapshot_info;
 
-/* The synchronous part of a checkpoint, on the thread that owns `st`:
-** commits the store (sl_store_commit()) and opens a read-only connection to
-** the state file holding a read transaction of exactly that commit. `target`
-** is the directory of the checkpoint (see sl_chkdir_target()); the directory
-** `<target>/<operator>` is created. `id` >= 1 and `kind` (SL_CHECKPOINT or
-** SL_SAVEPOINT) are recorded with it. cfg may be NULL for the defaults.
+/* The synchronous part of a checkpoint, on the thread that owns `st`: the
+** state of the store as of now is fixed. Every changed cache entry is copied
+** into a batch that sl_snapshot_write() commits (the entries become clean;
+** the state file is not touched here). `target` is the directory of the
+** checkpoint (see sl_chkdir_target()); the directory `<target>/<operator>`
+** is created. `id` >= 1 and `kind` (SL_CHECKPOINT or SL_SAVEPOINT) are
+** recorded with it. cfg may be NULL for the defaults.
+**
+** Until the batch is committed the owner goes on using the store, mostly in
+** its cache; a call that must write to the file first (a timer, an
+** iterator, a map clear, a spill when the cache is over its budget, a
+** commit, another sl_snapshot_begin()) waits for the batch, or commits it
+** itself when sl_snapshot_write() has not started. The batch is memory
+** counted against the budget until then. Should committing the batch fail,
+** the store is failed as after a failed sl_store_commit().
 **
 ** On success *out is a handle that must be given to sl_snapshot_end() on
-** this thread, before sl_store_close(). On failure *out is NULL and
-** sl_errmsg(st) says why. Errors: those of sl_store_commit(), SL_MISUSE
-** (NULL argument, bad id, kind or level, an iterator open), SL_IOERR,
-** SL_NOMEM, SL_BUSY. The store's allocator is used only here and in
-** sl_snapshot_end(), on the owner thread. */
+** this thread, before sl_store_close(). On failure *out is NULL, nothing
+** was frozen, and sl_errmsg(st) says why. Errors: SL_MISUSE (NULL argument,
+** bad id, kind or level, an iterator open), SL_IOERR, SL_NOMEM, and those
+** of committing an earlier snapshot's batch. The store's allocator is used
+** only here and in sl_snapshot_end(), on the owner thread. */
 SL_API int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
                              const sl_snapshot_config *cfg, sl_snapshot **out);
 
-/* The asynchronous part: writes `<target>/<operator>/<subtask>.db.zst`
-** holding exactly the state of the commit of sl_snapshot_begin(), whatever
-** the owner has written since. It may run on any thread, once per handle,
+/* The asynchronous part: commits the changes sl_snapshot_begin() froze
+** (unless the owner already had to), pins a read-only connection to that
+** commit and writes `<target>/<operator>/<subtask>.db.zst` holding exactly
+** the state of sl_snapshot_begin(), whatever the owner has done since. It
+** may run on any thread, once per handle,
 ** while the owner thread goes on using the store (but not sl_snapshot_end()
 ** of this handle). The file is written as `<subtask>.db.zst.tmp`, synced and
 ** renamed, so the name appears only complete. The backup is streamed into
@@ -823,7 +842,8 @@ SL_API int sl_snapshot_get_info(sl_snapshot *sn, sl_snapshot_info *info);
 ** says why; the handle is freed all the same), or SL_MISUSE (and frees
 ** nothing) while sl_snapshot_write() runs. When the write failed, its code
 ** is returned and sl_errmsg(st) repeats its message. A snapshot never
-** written (an aborted checkpoint) is freed and nothing recorded. */
+** written (an aborted checkpoint) is freed and nothing recorded; the
+** changes it froze are committed here (they are the store's). */
 SL_API int sl_snapshot_end(sl_snapshot *sn);
 
 /* Decompresses the snapshot file `src` (a .db.zst) into the database file

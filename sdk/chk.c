@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sdk/sdk.h"
+#include "snapshot/snapshot.h"
 
 static void slSdkReport(void *ud, int rc, const char *msg) {
   sl_job *job = ud;
@@ -134,6 +135,8 @@ int slSdkSnapRun(sl_job *job, void *snap, char *err) {
   pthread_mutex_unlock(&job->mu);
   return SL_OK;
 }
+
+void slSdkSnapCommit(void *snap) { slSnapCommit(snap); }
 
 void slSdkSnapEnd(slInst *in, void *snap, int completed) {
   int rc = sl_snapshot_end(snap);

@@ -82,7 +82,6 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
   t0 = slMonoUs();
   rc = slSdkSnapBegin(in, id, savepoint, &snap);
   slRecordPause(job, slMonoUs() - t0);
-  if (rc == SL_OK) slKillPoint("commit"); /* test hook (base.h): synchronous part committed */
   if (rc) {
     char err[SL_ERRMSG_MAX];
     snprintf(err, sizeof err, "'%s' instance %d: %s", in->stage->name, in->index, sl_errmsg(in->store));
@@ -453,11 +452,17 @@ static void *slInstMain(void *arg) {
 
 /* ---- the snapshot writer --------------------------------------------------------- */
 
+/* The writer takes the snapshots in turn. Before each backup it commits the
+** frozen changes of every snapshot waiting (a few milliseconds each), so that
+** no instance that must write to its state file waits behind the backup of
+** another instance. */
 static void *slWriterMain(void *arg) {
   sl_job *job = arg;
   pthread_mutex_lock(&job->mu);
   for (;;) {
     slSnapTask *t;
+    void *waiting[32];
+    int nwaiting = 0;
     char err[SL_ERRMSG_MAX];
     int rc;
     while (!job->tasks && !job->writer_stop) pthread_cond_wait(&job->cv_writer, &job->mu);
@@ -465,7 +470,12 @@ static void *slWriterMain(void *arg) {
     t = job->tasks;
     job->tasks = t->next;
     if (!job->tasks) job->tasks_tail = NULL;
+    for (slSnapTask *q = job->tasks; q && nwaiting < 32; q = q->next) waiting[nwaiting++] = q->snap;
     pthread_mutex_unlock(&job->mu);
+    if (!atomic_load(&job->stopping)) {
+      slSdkSnapCommit(t->snap);
+      for (int i = 0; i < nwaiting; i++) slSdkSnapCommit(waiting[i]);
+    }
     err[0] = 0;
     rc = atomic_load(&job->stopping) ? SL_ERROR : slSdkSnapRun(job, t->snap, err);
     atomic_store(&t->pending->ran, 1);

@@ -198,6 +198,8 @@ SL_PRIVATE int slSdkChkOpen(sl_job *job, int64_t *restored_id, int *restored);
 SL_PRIVATE int slSdkChkTarget(sl_job *job, int64_t id, int savepoint);
 SL_PRIVATE int slSdkSnapBegin(slInst *inst, int64_t id, int savepoint, void **snap);
 SL_PRIVATE int slSdkSnapRun(sl_job *job, void *snap, char *err);
+/* The first part of slSdkSnapRun(): the snapshot's frozen changes committed. */
+SL_PRIVATE void slSdkSnapCommit(void *snap);
 SL_PRIVATE void slSdkSnapEnd(slInst *inst, void *snap, int completed);
 SL_PRIVATE int slSdkPublish(sl_job *job, int64_t id, int savepoint);
 SL_PRIVATE void slSdkAbort(sl_job *job, int64_t id, int savepoint);

@@ -1,9 +1,10 @@
 /*
-** snapshot.c — the checkpoint of one store: the synchronous part (commit,
-** then a read connection pinned to that commit), the asynchronous part (the
-** online backup streamed into a zstd file, or through an uncompressed
-** temporary copy when streaming is impossible) and the end, which records
-** the checkpoint in the state file.
+** snapshot.c — the checkpoint of one store: the synchronous part (the dirty
+** cache entries frozen into a batch), the asynchronous part (the batch
+** committed, a read connection pinned to that commit, and the online backup
+** streamed into a zstd file, or through an uncompressed temporary copy when
+** streaming is impossible) and the end, which records the checkpoint in the
+** state file.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,10 @@ static void snapFree(sl_snapshot *sn) {
   sl_allocator a;
   if (!sn) return;
   a = sn->alloc;
+  /* changes frozen and not yet committed (a snapshot never written) are
+  ** committed now: they are the store's, whatever becomes of the snapshot */
+  if (sn->frozen && atomic_load(&sn->state) == SL_SNAP_BEGUN) sn->frozen->hook = NULL;
+  slStoreFrozenFree(sn->st, sn->frozen);
   if (sn->rdb) sqlite3_close(sn->rdb);
   ZSTD_freeCCtx(sn->cctx);
   slFree(&a, sn->dir);
@@ -41,8 +46,9 @@ static void snapFree(sl_snapshot *sn) {
   slFree(&a, sn);
 }
 
-/* One integer from a PRAGMA on the read connection. */
-static int snapPragma(sl_store *st, sqlite3 *db, const char *sql, int64_t *out) {
+/* One integer from a PRAGMA or query on db; err (SL_ERRMSG_MAX bytes) says
+** why it failed. */
+static int snapPragma(char *err, const char *path, sqlite3 *db, const char *sql, int64_t *out) {
   sqlite3_stmt *q = NULL;
   int src = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
   if (src == SQLITE_OK) {
@@ -54,9 +60,44 @@ static int snapPragma(sl_store *st, sqlite3 *db, const char *sql, int64_t *out) 
   }
   sqlite3_finalize(q);
   if (src != SQLITE_OK)
-    return slStoreErr(st, src == SQLITE_BUSY ? SL_BUSY : SL_IOERR,
-                      "cannot pin the snapshot's read transaction on %s: %s", st->path,
-                      sqlite3_errmsg(db));
+    return slError(err, (src & 0xff) == SQLITE_BUSY ? SL_BUSY : (src & 0xff) == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+                   "cannot pin the snapshot's read transaction on %s: %s", path,
+                   sqlite3_errmsg(db));
+  return SL_OK;
+}
+
+/* Runs right after the frozen changes are committed, before the owner may
+** write again (on whichever thread committed them): a read connection with
+** a read transaction of exactly that commit. Uses no store memory. */
+static int snapPin(void *ud) {
+  sl_snapshot *sn = ud;
+  const char *path = sn->st->path;
+  int64_t v = 0;
+  int src, rc;
+  src = sqlite3_open_v2(path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+  if (src != SQLITE_OK)
+    return slError(sn->errmsg, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+                   "cannot open a read connection to %s: %s", path,
+                   sn->rdb ? sqlite3_errmsg(sn->rdb) : sqlite3_errstr(src));
+  sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
+  sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
+  sqlite3_busy_timeout(sn->rdb, 5000);
+  src = sqlite3_exec(sn->rdb, "BEGIN", NULL, NULL, NULL);
+  if (src != SQLITE_OK)
+    return slError(sn->errmsg, SL_IOERR, "cannot begin the snapshot's read transaction: %s",
+                   sqlite3_errmsg(sn->rdb));
+  rc = snapPragma(sn->errmsg, path, sn->rdb, "SELECT count(*) FROM sl_meta", &v);
+  if (rc == SL_OK) rc = snapPragma(sn->errmsg, path, sn->rdb, "PRAGMA page_size", &v);
+  if (rc == SL_OK && (uint32_t)v != sn->pgsz)
+    rc = slError(sn->errmsg, SL_CORRUPT, "%s changed its page size from %u to %lld", path,
+                 sn->pgsz, (long long)v);
+  if (rc == SL_OK) rc = snapPragma(sn->errmsg, path, sn->rdb, "PRAGMA page_count", &v);
+  if (rc) return rc;
+  sn->npages = (uint64_t)v;
+  if (sn->npages < 1)
+    return slError(sn->errmsg, SL_CORRUPT, "%s has an impossible page count %llu", path,
+                   (unsigned long long)sn->npages);
+  sn->info.raw_bytes = sn->npages * sn->pgsz;
   return SL_OK;
 }
 
@@ -65,7 +106,7 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
   sl_snapshot_config dflt;
   sl_snapshot *sn = NULL;
   int64_t t0 = slSnapMonoUs(), started = slNowMs(), v = 0;
-  int rc = slStoreUsable(st), src;
+  int rc = slStoreUsable(st);
   char err[SL_ERRMSG_MAX];
   if (rc) return rc;
   if (!out) return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: the output pointer is NULL");
@@ -87,8 +128,10 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
   if (strlen(target) > 3000)
     return slStoreErr(st, SL_MISUSE, "sl_snapshot_begin: the target directory path is too long");
 
-  /* the synchronous part: commit, then pin a read transaction to it */
-  rc = sl_store_commit(st);
+  /* the synchronous part: the dirty entries are frozen into a batch that
+  ** the asynchronous part commits and pins (snapPin) */
+  rc = slStoreWritable(st);
+  if (rc == SL_OK) rc = slStoreSettle(st);
   if (rc) return rc;
   sn = slMalloc(&st->alloc, sizeof *sn);
   if (!sn) return slStoreErr(st, SL_NOMEM, "out of memory");
@@ -113,33 +156,14 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
     slStoreErr(st, rc, "%s", err);
     goto fail;
   }
-  src = sqlite3_open_v2(st->path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-  if (src != SQLITE_OK) {
-    rc = slStoreErr(st, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
-                    "cannot open a read connection to %s: %s", st->path,
-                    sn->rdb ? sqlite3_errmsg(sn->rdb) : sqlite3_errstr(src));
+  rc = snapPragma(err, st->path, st->db, "PRAGMA page_size", &v);
+  if (rc) {
+    slStoreErr(st, rc, "%s", err);
     goto fail;
   }
-  sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
-  sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
-  sqlite3_busy_timeout(sn->rdb, 5000);
-  src = sqlite3_exec(sn->rdb, "BEGIN", NULL, NULL, NULL);
-  if (src != SQLITE_OK) {
-    rc = slStoreErr(st, SL_IOERR, "cannot begin the snapshot's read transaction: %s",
-                    sqlite3_errmsg(sn->rdb));
-    goto fail;
-  }
-  rc = snapPragma(st, sn->rdb, "SELECT count(*) FROM sl_meta", &v);
-  if (rc == SL_OK) rc = snapPragma(st, sn->rdb, "PRAGMA page_size", &v);
-  if (rc == SL_OK) {
-    sn->pgsz = (uint32_t)v;
-    rc = snapPragma(st, sn->rdb, "PRAGMA page_count", &v);
-  }
-  if (rc) goto fail;
-  sn->npages = (uint64_t)v;
-  if (sn->pgsz < 512 || sn->pgsz > 65536 || (sn->pgsz & (sn->pgsz - 1)) || sn->npages < 1) {
-    rc = slStoreErr(st, SL_CORRUPT, "%s has an impossible page size %u or page count %llu",
-                    st->path, sn->pgsz, (unsigned long long)sn->npages);
+  sn->pgsz = (uint32_t)v;
+  if (sn->pgsz < 512 || sn->pgsz > 65536 || (sn->pgsz & (sn->pgsz - 1))) {
+    rc = slStoreErr(st, SL_CORRUPT, "%s has an impossible page size %u", st->path, sn->pgsz);
     goto fail;
   }
   sn->page1 = slMalloc(&sn->alloc, sn->pgsz);
@@ -157,8 +181,9 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
   sn->info.subtask = st->subtask;
   sn->info.parallelism = st->parallelism;
   sn->info.max_parallelism = st->maxp;
-  sn->info.raw_bytes = sn->npages * sn->pgsz;
   sn->info.started_ms = started;
+  rc = slStoreFreeze(st, snapPin, sn, &sn->frozen);
+  if (rc) goto fail;
   sn->info.sync_us = slSnapMonoUs() - t0;
   st->snapshots++;
   *out = sn;
@@ -309,6 +334,12 @@ static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
   return rc;
 }
 
+int slSnapCommit(sl_snapshot *sn) {
+  char err[SL_ERRMSG_MAX];
+  if (!sn || sn->hdr.magic != SL_MAGIC_SNAPSHOT || !sn->frozen) return SL_MISUSE;
+  return slStoreFlushFrozen(sn->frozen, err);
+}
+
 int sl_snapshot_write(sl_snapshot *sn) {
   int expected = SL_SNAP_BEGUN, rc = SL_OK;
   int64_t t0;
@@ -320,6 +351,18 @@ int sl_snapshot_write(sl_snapshot *sn) {
   sn->errmsg[0] = 0;
   t0 = slSnapMonoUs();
   sn->info.streamed = 0;
+  /* the frozen changes are committed and the read transaction pinned,
+  ** here or already on the owner thread */
+  rc = slStoreFlushFrozen(sn->frozen, sn->errmsg);
+  if (rc == SL_OK) rc = sn->frozen->hook_rc;
+  if (rc != SL_OK) {
+    if (sn->rdb) sqlite3_close(sn->rdb);
+    sn->rdb = NULL;
+    sn->info.async_us = slSnapMonoUs() - t0;
+    sn->write_rc = rc;
+    atomic_store(&sn->state, SL_SNAP_FAILED);
+    return rc;
+  }
   if (!(sn->flags & SL_SNAPSHOT_NO_STREAM)) {
     rc = snapStream(sn, &peak);
     if (rc == SL_OK) sn->info.streamed = 1;

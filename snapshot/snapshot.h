@@ -212,6 +212,7 @@ struct sl_snapshot {
   sl_allocator alloc;
   sl_store *st;
   sqlite3 *rdb;              /* the read connection, pinned to the commit */
+  slFrozen *frozen;          /* the changes the synchronous part froze */
   atomic_int state;          /* SL_SNAP_* */
   int write_rc;              /* what sl_snapshot_write() returned */
   int level, flags;
@@ -259,6 +260,11 @@ SL_PRIVATE int slSnapCdErr(sl_chkdir *cd, int rc, const char *fmt, ...)
     ;
 /* The directory of checkpoint id or savepoint name (allocated). */
 SL_PRIVATE char *slSnapEntryDir(sl_chkdir *cd, int64_t id, const char *savepoint);
+
+/* snapshot.c: commits the changes the snapshot froze (and pins the read
+** transaction), or waits for the thread that does; the first part of
+** sl_snapshot_write(), which then finds it done. Any thread. */
+SL_PRIVATE int slSnapCommit(sl_snapshot *sn);
 
 /* restore.c: verifies the files of a parsed MANIFEST in directory dir:
 ** sizes, CRC-32C, frames. On failure cd's message says which file and why. */

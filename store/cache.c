@@ -338,12 +338,13 @@ static int slClockStep(sl_state *s, int chance) {
 ** clean), then drops the tombstones. */
 static int slTabMakeRoom(sl_state *s) {
   slTab *t = &s->tab;
-  int chance = s->store->cfg.memory_budget > 0;
+  int chance = s->store->cfg.memory_budget > 0, rc = slStoreSettle(s->store);
+  if (rc) return rc;
   for (int round = 0; round < 2; round++) {
     for (uint32_t steps = 2 * t->cap; steps && (uint64_t)t->used * 5 > (uint64_t)t->cap * 3; steps--)
       slClockStep(s, chance);
     if ((uint64_t)t->used * 5 <= (uint64_t)t->cap * 3) break;
-    int rc = slCacheFlushState(s);
+    rc = slCacheFlushState(s);
     if (rc) return rc;
   }
   return slTabRehash(s, t->cap);
@@ -429,7 +430,7 @@ int slCacheHasDirty(const sl_state *s) {
 
 /* ---- rows of value and map entries -------------------------------------------- */
 
-static const sl_value *slRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_t *exp) {
+const sl_value *slCacheRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_t *exp) {
   slTab *t = &s->tab;
   slSlot *e = slSlotAt(t, ix);
   unsigned char *a = slSlotVal(t, e);
@@ -444,7 +445,7 @@ static const sl_value *slRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_
 }
 
 const sl_value *slCacheRow(sl_state *s, uint32_t ix, int64_t *exp) {
-  return slRowInto(s, ix, s->vout, exp);
+  return slCacheRowInto(s, ix, s->vout, exp);
 }
 
 int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
@@ -687,7 +688,7 @@ int slCacheFlushEntry(sl_state *s, uint32_t ix) {
     rc = slFlushList(s, e);
   } else if (e->flags & SL_S_ROW) {
     int64_t exp = 0;
-    const sl_value *row = slRowInto(s, ix, v, &exp);
+    const sl_value *row = slCacheRowInto(s, ix, v, &exp);
     rc = slStatePrepare(s, SL_Q_PUT, &q);
     if (rc == SL_OK) {
       slBindVals(s, q, slBindEntryKey(s, q, e, s->is_map), row, exp);
@@ -781,7 +782,10 @@ int slCacheTrim(sl_store *st) {
   uint64_t left = 0;
   if (st->bytes <= budget && budget > 0) return SL_OK;
   if (!st->nstates) return SL_OK;
-  rc = slCacheFlushAll(st);
+  /* no eviction while a frozen batch is being committed: a clean entry may
+  ** be newer than its row in the table until then */
+  rc = slStoreSettle(st);
+  if (rc == SL_OK) rc = slCacheFlushAll(st);
   if (rc) return rc;
   /* every slot is looked at most twice: once to clear its bit, once more */
   for (int i = 0; i < st->nstates; i++) left += 2 * (uint64_t)st->states[i]->tab.cap;

@@ -171,7 +171,10 @@ void slStateFree(sl_state *s) {
   sl_store *st;
   if (!s) return;
   st = s->store;
-  for (int i = 0; i < SL_Q_COUNT; i++) sqlite3_finalize(s->q[i]);
+  for (int i = 0; i < SL_Q_COUNT; i++) {
+    sqlite3_finalize(s->q[i]);
+    sqlite3_finalize(s->fq[i]);
+  }
   slCacheStateFree(s);
   slColsFree(st, s->key, s->n_key);
   slColsFree(st, s->mk, s->n_mk);
@@ -798,17 +801,22 @@ static char *slStateSql(sl_state *s, int q) {
   return sql;
 }
 
-int slStatePrepare(sl_state *s, int q, sqlite3_stmt **out) {
-  sl_store *st = s->store;
-  if (!s->q[q]) {
+int slStatePrepareFor(sl_state *s, sqlite3_stmt **set, int q, sqlite3_stmt **out) {
+  if (!set[q]) {
     char *sql = slStateSql(s, q);
     int src;
-    if (!sql) return slStoreErr(st, SL_NOMEM, "out of memory");
-    src = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->q[q], NULL);
+    if (!sql) return SQLITE_NOMEM;
+    src = sqlite3_prepare_v3(s->store->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &set[q], NULL);
     sqlite3_free(sql);
-    if (src != SQLITE_OK) return slStoreSqlErr(st, src, "cannot prepare a statement");
+    if (src != SQLITE_OK) return src;
   }
-  sqlite3_reset(s->q[q]);
-  *out = s->q[q];
-  return SL_OK;
+  sqlite3_reset(set[q]);
+  *out = set[q];
+  return SQLITE_OK;
+}
+
+int slStatePrepare(sl_state *s, int q, sqlite3_stmt **out) {
+  int src = slStatePrepareFor(s, s->q, q, out);
+  if (src == SQLITE_OK) return SL_OK;
+  return slStoreSqlErr(s->store, src, src == SQLITE_NOMEM ? "out of memory" : "cannot prepare a statement");
 }

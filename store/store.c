@@ -19,7 +19,7 @@ int slStoreErr(sl_store *st, int rc, const char *fmt, ...) {
   return rc;
 }
 
-static int slSqlRc(int src) {
+int slStoreSqlRc(int src) {
   switch (src & 0xff) {
     case SQLITE_OK: return SL_OK;
     case SQLITE_NOMEM: return SL_NOMEM;
@@ -35,7 +35,7 @@ static int slSqlRc(int src) {
 int slStoreSqlErr(sl_store *st, int src, const char *what) {
   const char *m = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src);
   if ((src & 0xff) == SQLITE_NOMEM) m = "out of memory";
-  return slStoreErr(st, slSqlRc(src), "%s: %s (%s)", what, m, st->path ? st->path : "");
+  return slStoreErr(st, slStoreSqlRc(src), "%s: %s (%s)", what, m, st->path ? st->path : "");
 }
 
 /* A statement of the write transaction failed. If SQLite rolled the
@@ -62,6 +62,7 @@ int slStoreExec(sl_store *st, const char *sql, const char *what) {
 
 int slStoreBegin(sl_store *st) {
   int rc;
+  if (st->frozen && (rc = slStoreSettle(st)) != SL_OK) return rc;
   if (st->in_txn) return SL_OK;
   rc = slStoreExec(st, "BEGIN IMMEDIATE", "cannot begin a write transaction");
   if (rc == SL_OK) st->in_txn = 1;
@@ -150,6 +151,17 @@ static sl_store *slStoreAlloc(const sl_config *cfg) {
   if (cfg) st->cfg = *cfg;
   else sl_config_init(&st->cfg);
   st->cfg.allocator = &st->alloc;
+  if (pthread_mutex_init(&st->mu, NULL) == 0) {
+    if (pthread_cond_init(&st->cv, NULL) == 0) {
+      st->sync_ok = 1;
+    } else {
+      pthread_mutex_destroy(&st->mu);
+    }
+  }
+  if (!st->sync_ok) {
+    slFree(a, st);
+    return NULL;
+  }
   return st;
 }
 
@@ -296,7 +308,9 @@ static int slStoreOpenDb(sl_store *st, int create) {
   int64_t appid = 0, version = 0, ntables = 0;
   int rc, src;
   char sql[128];
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  /* serialized: the asynchronous part of a checkpoint writes through this
+  ** connection while the owner thread reads through it (frozen.c) */
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   src = sqlite3_open_v2(st->path, &st->db, flags, NULL);
   if (src != SQLITE_OK) return slStoreSqlErr(st, src, "cannot open the state file");
   sqlite3_extended_result_codes(st->db, 1);
@@ -396,6 +410,7 @@ int sl_store_close(sl_store *st) {
   if (st->snapshots)
     return slStoreErr(st, SL_MISUSE, "%d snapshot(s) of this store are not ended; call "
                       "sl_snapshot_end() first", st->snapshots);
+  slStoreSettle(st);
   slCacheFree(st);
   slTimerFree(st);
   slSchemaFree(st);
@@ -410,9 +425,19 @@ int sl_store_close(sl_store *st) {
   slFree(&st->alloc, st->path);
   slFree(&st->alloc, st->op);
   st->hdr.magic = SL_MAGIC_DEAD;
+  pthread_cond_destroy(&st->cv);
+  pthread_mutex_destroy(&st->mu);
   sl_allocator a = st->alloc;
   slFree(&a, st);
   return src == SQLITE_OK ? SL_OK : SL_BUSY;
+}
+
+char *slStoreExpireSql(const sl_state *s, int64_t now, int64_t limit) {
+  if (limit < 0)
+    return sqlite3_mprintf("DELETE FROM \"%w\" WHERE expires_at <= %lld", s->table, (long long)now);
+  return sqlite3_mprintf("DELETE FROM \"%w\" WHERE (%s) IN (SELECT %s FROM \"%w\" "
+                         "WHERE expires_at <= %lld LIMIT %lld)",
+                         s->table, s->pkcols, s->pkcols, s->table, (long long)now, (long long)limit);
 }
 
 /* Removes up to `limit` expired rows of every TTL state (limit < 0: all).
@@ -428,13 +453,7 @@ static int slStoreExpire(sl_store *st, int64_t limit, int64_t *removed) {
     rc = slCacheFlushState(s);
     if (rc == SL_OK) rc = slStoreBegin(st);
     if (rc) break;
-    if (limit < 0)
-      sql = sqlite3_mprintf("DELETE FROM \"%w\" WHERE expires_at <= %lld", s->table, (long long)now);
-    else
-      sql = sqlite3_mprintf("DELETE FROM \"%w\" WHERE (%s) IN (SELECT %s FROM \"%w\" "
-                            "WHERE expires_at <= %lld LIMIT %lld)",
-                            s->table, s->pkcols, s->pkcols, s->table, (long long)now,
-                            (long long)limit);
+    sql = slStoreExpireSql(s, now, limit);
     if (!sql) return slStoreErr(st, SL_NOMEM, "out of memory");
     src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     sqlite3_free(sql);
@@ -449,7 +468,8 @@ int sl_store_commit(sl_store *st) {
   if (rc) return rc;
   rc = slStoreWritable(st);
   if (rc) return rc;
-  rc = slCacheFlushAll(st);
+  rc = slStoreSettle(st);
+  if (rc == SL_OK) rc = slCacheFlushAll(st);
   if (rc == SL_OK && st->cfg.ttl_cleanup_rows > 0) rc = slStoreExpire(st, st->cfg.ttl_cleanup_rows, NULL);
   if (rc == SL_OK && st->in_txn) {
     int src = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);

@@ -5,7 +5,9 @@
 #ifndef SL_STORE_H
 #define SL_STORE_H
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -49,6 +51,7 @@ typedef struct slSlot {
 #define SL_S_VHEAP   32u  /* the packed row is on the heap */
 #define SL_S_CLEARED 64u  /* list: the table's rows of this key must go first */
 #define SL_S_LOADED  128u /* list: rows hold the whole list */
+#define SL_S_FROZEN  512u /* frozen.c: counted while freezing */
 #define SL_S_GENERIC 256u /* the row is an slRow of typed values (read from a
                              table whose cells do not have the declared types) */
 
@@ -104,6 +107,7 @@ struct sl_state {
   void *ud;
   uint32_t seed;             /* mixed into entry hashes */
   sqlite3_stmt *q[SL_Q_COUNT];
+  sqlite3_stmt *fq[SL_Q_COUNT]; /* the same, for the thread writing a frozen batch */
   uint64_t key_checked;      /* store key generation that was type-checked */
   uint64_t ksig;             /* the signature of its key columns (slKeySigAdd) */
   int opened;                /* by sl_state_open(): no callbacks */
@@ -122,6 +126,30 @@ struct sl_state {
   size_t pack_cap;
 };
 
+/* Changes frozen for a checkpoint (frozen.c): written and committed by
+** whichever thread claims them first. */
+typedef struct slRec slRec;
+typedef int (*slFrozenHook)(void *ud);
+enum { SL_FROZEN_PENDING, SL_FROZEN_RUNNING, SL_FROZEN_DONE };
+typedef struct slFrozen {
+  sl_store *st;
+  atomic_int state;          /* SL_FROZEN_*, changed under st->mu */
+  unsigned char *buf;        /* the records */
+  size_t len;
+  const slRec **recs;        /* each record, sorted before they are written */
+  size_t nrecs;
+  size_t acct;               /* bytes counted in the store's total */
+  slFrozenHook hook;         /* run right after the commit, before the owner
+                                may write again (a snapshot pins it) */
+  void *hook_ud;
+  int hook_rc;
+  int rc;                    /* of writing and committing */
+  char err[SL_ERRMSG_MAX];
+  int64_t now;               /* expired rows: the time, and the states */
+  int nttl;
+  sl_state *ttl[];
+} slFrozen;
+
 struct sl_store {
   slHandle hdr;              /* first: sl_errmsg() reads it from any handle */
   char **names;              /* sl_store_list_states() */
@@ -138,6 +166,10 @@ struct sl_store {
   int closed;
   int iters;                 /* open iterators */
   int snapshots;             /* snapshots begun and not yet ended */
+  slFrozen *frozen;          /* changes being committed by a snapshot */
+  pthread_mutex_t mu;        /* guards the state of `frozen` */
+  pthread_cond_t cv;
+  int sync_ok;               /* mu and cv are initialised */
   sl_state **states;
   int nstates, capstates;
   /* the current key */
@@ -176,6 +208,28 @@ SL_PRIVATE int slStoreWritable(sl_store *st);
 SL_PRIVATE int slStoreStepFailed(sl_store *st, int src, const char *what);
 SL_PRIVATE int slStoreMetaGetInt(sl_store *st, const char *name, int64_t *out);
 SL_PRIVATE int slStoreMetaSetInt(sl_store *st, const char *name, int64_t value);
+/* The statelite code of an SQLite result code. */
+SL_PRIVATE int slStoreSqlRc(int src);
+/* DELETE of up to `limit` rows of s expired at `now` (limit < 0: all);
+** sqlite3_malloc'ed, NULL when out of memory. */
+SL_PRIVATE char *slStoreExpireSql(const sl_state *s, int64_t now, int64_t limit);
+
+/* frozen.c */
+/* The synchronous part of a checkpoint: copies every dirty entry into a new
+** batch (the entries become clean) and makes it the store's frozen batch;
+** nothing of SQLite is touched. `hook` (may be NULL) runs right after the
+** batch's commit. */
+SL_PRIVATE int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out);
+/* Writes and commits a frozen batch on any thread, or waits for the thread
+** that does. On failure err (SL_ERRMSG_MAX bytes) says why. Touches neither
+** the store's allocator nor its message. */
+SL_PRIVATE int slStoreFlushFrozen(slFrozen *b, char *err);
+/* On the owner thread: the frozen batch, if any, is committed (written here
+** when no thread has started to); its failure fails the store. Every write
+** to the database and every eviction comes after it. */
+SL_PRIVATE int slStoreSettle(sl_store *st);
+/* Frees a batch (settling it first when it is the store's). */
+SL_PRIVATE void slStoreFrozenFree(sl_store *st, slFrozen *b);
 
 /* The count and types of a key's columns in one number: start with the
 ** count, add each column's type (3 bits each, SL_MAX_KEY_COLUMNS of them). */
@@ -195,6 +249,9 @@ SL_PRIVATE int slSchemaInit(sl_store *st);
 SL_PRIVATE void slStateFree(sl_state *s);
 SL_PRIVATE void slSchemaFree(sl_store *st);
 SL_PRIVATE int slStatePrepare(sl_state *s, int q, sqlite3_stmt **out);
+/* Statement q of s in the set `set` (s->q or s->fq), reset; returns an
+** SQLite code and touches neither the allocator nor the message. */
+SL_PRIVATE int slStatePrepareFor(sl_state *s, sqlite3_stmt **set, int q, sqlite3_stmt **out);
 
 /* state.c */
 SL_PRIVATE const char *slKindWord(int kind);
@@ -255,6 +312,8 @@ SL_PRIVATE void slCacheDrop(sl_state *s, uint32_t ix);
 /* Value and map kinds: the row of an entry, decoded into s->vout (TEXT and
 ** BLOB point into the entry); NULL when absent. *exp gets its expiry. */
 SL_PRIVATE const sl_value *slCacheRow(sl_state *s, uint32_t ix, int64_t *exp);
+/* The same, decoded into out (n_val values) instead. */
+SL_PRIVATE const sl_value *slCacheRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_t *exp);
 /* Sets (v != NULL) or removes the row of an entry; v may point into it. */
 SL_PRIVATE int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp);
 /* Sets the expiry of an entry's row. */
