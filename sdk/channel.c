@@ -4,6 +4,7 @@
 ** a bound.
 */
 #include <string.h>
+#include <time.h>
 
 #include "sdk/sdk.h"
 
@@ -45,6 +46,8 @@ int slChanInit(sl_job *job, slChan *c, size_t cap, slEdge *edge) {
 
 void slChanFree(sl_job *job, slChan *c) {
   if (!c || !c->ring) return;
+  for (int i = 0; i < c->npend; i++) slMsgFree(job, c->pend[i]);
+  c->npend = 0;
   while (c->count) {
     slMsgFree(job, c->ring[c->head]);
     c->head = (c->head + 1) % c->cap;
@@ -54,21 +57,49 @@ void slChanFree(sl_job *job, slChan *c) {
   c->ring = NULL;
 }
 
-/* Appends m to channel c of instance `to`, waiting while it is full. Takes
-** ownership of m. Returns SL_ERROR (and frees m) when the job is stopping. */
-int slChanPush(slInst *to, slChan *c, slMsg *m) {
+/* Moves n messages into channel c of instance `to` in order, waiting while
+** it is full; takes ownership of them. Returns SL_ERROR (and frees those
+** not moved) when the job is stopping. */
+static int slChanPut(slInst *to, slChan *c, slMsg **m, int n) {
   sl_job *job = to->job;
+  int i = 0;
   pthread_mutex_lock(&to->mu);
-  while (c->count == c->cap && !atomic_load(&job->stopping)) pthread_cond_wait(&to->cv_write, &to->mu);
-  if (atomic_load(&job->stopping)) {
-    pthread_mutex_unlock(&to->mu);
-    slMsgFree(job, m);
+  while (i < n) {
+    while (c->count == c->cap && !atomic_load(&job->stopping)) pthread_cond_wait(&to->cv_write, &to->mu);
+    if (atomic_load(&job->stopping)) break;
+    /* the reader waits only while no readable channel has data: a channel
+    ** that had some already cannot be what it waits for */
+    int was_empty = c->count == 0;
+    while (i < n && c->count < c->cap) c->ring[(c->head + c->count++) % c->cap] = m[i++];
+    if (was_empty) pthread_cond_signal(&to->cv_read);
+  }
+  pthread_mutex_unlock(&to->mu);
+  if (i == n) return SL_OK;
+  for (; i < n; i++) slMsgFree(job, m[i]);
+  return SL_ERROR;
+}
+
+int slChanFlush(slInst *to, slChan *c) {
+  int n = c->npend;
+  if (!n) return SL_OK;
+  c->npend = 0;
+  return slChanPut(to, c, c->pend, n);
+}
+
+int slChanPush(slInst *to, slChan *c, slMsg *m) {
+  if (slChanFlush(to, c)) {
+    slMsgFree(to->job, m);
     return SL_ERROR;
   }
-  c->ring[(c->head + c->count) % c->cap] = m;
-  /* the reader waits only while no readable channel has data: a channel
-  ** that had some already cannot be what it waits for */
-  if (c->count++ == 0) pthread_cond_signal(&to->cv_read);
-  pthread_mutex_unlock(&to->mu);
-  return SL_OK;
+  return slChanPut(to, c, &m, 1);
+}
+
+int slChanPushRecord(slInst *to, slChan *c, slMsg *m) {
+  if (!c->npend) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    c->pend_since_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  }
+  c->pend[c->npend++] = m;
+  return c->npend == SL_CHAN_BATCH ? slChanFlush(to, c) : SL_OK;
 }

@@ -388,6 +388,32 @@ int slSdkBroadcast(slInst *in, int kind, int64_t ts) {
   return SL_OK;
 }
 
+int slSdkFlushOutputs(slInst *in) {
+  for (int o = 0; o < in->nout; o++)
+    for (int c = 0; c < in->out[o].nchan; c++)
+      if (slChanFlush(&in->out[o].to->inst[c], in->out[o].chan[c])) return SL_ERROR;
+  return SL_OK;
+}
+
+int slSdkFlushOld(slInst *in, int *pending) {
+  struct timespec ts;
+  int64_t now;
+  *pending = 0;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  for (int o = 0; o < in->nout; o++)
+    for (int c = 0; c < in->out[o].nchan; c++) {
+      slChan *ch = in->out[o].chan[c];
+      if (!ch->npend) continue;
+      if (now - ch->pend_since_us < SL_CHAN_LINGER_US) {
+        *pending = 1;
+      } else if (slChanFlush(&in->out[o].to->inst[c], ch)) {
+        return SL_ERROR;
+      }
+    }
+  return SL_OK;
+}
+
 int sl_ctx_emit(sl_ctx *ctx, const sl_value *f, int n, int64_t ts) {
   slInst *in;
   slStage *st;
@@ -414,7 +440,7 @@ int sl_ctx_emit(sl_ctx *ctx, const sl_value *f, int n, int64_t ts) {
     if (slRoute(in, &in->out[o], f, &target)) return SL_ERROR;
     m = slMsgNew(in->job, SL_M_RECORD, ts, f, n);
     if (!m) return SL_NOMEM;
-    if (slChanPush(&in->out[o].to->inst[target], in->out[o].chan[target], m)) return SL_ERROR;
+    if (slChanPushRecord(&in->out[o].to->inst[target], in->out[o].chan[target], m)) return SL_ERROR;
   }
   return SL_OK;
 }

@@ -257,10 +257,23 @@ static int slAllEnded(slInst *in) {
   return 1;
 }
 
-/* Waits for the next message of an unblocked channel or an event. Returns
-** the channel (and *m), or NULL for an event or a time-out. */
-static slChan *slInstNext(slInst *in, slMsg **m, int64_t *notify, int *finish) {
+/* 1 when some output of `in` still holds gathered records. */
+static int slInstPending(const slInst *in) {
+  for (int o = 0; o < in->nout; o++)
+    for (int c = 0; c < in->out[o].nchan; c++)
+      if (in->out[o].chan[c]->npend) return 1;
+  return 0;
+}
+
+#define SL_TAKE_MAX 64
+
+/* Waits for the next messages of an unblocked channel or an event. Returns
+** the channel and up to SL_TAKE_MAX of its messages in m[] (*n; a message
+** that is not a record comes last), or NULL for an event or a time-out.
+** Before it waits it hands over what the instance's outputs have gathered. */
+static slChan *slInstNext(slInst *in, slMsg **m, int *n, int64_t *notify, int *finish) {
   slChan *c = NULL;
+  *n = 0;
   pthread_mutex_lock(&in->mu);
   for (;;) {
     if (atomic_load(&in->job->stopping)) break;
@@ -277,15 +290,28 @@ static slChan *slInstNext(slInst *in, slMsg **m, int64_t *notify, int *finish) {
       }
     }
     if (c) {
-      *m = c->ring[c->head];
-      c->head = (c->head + 1) % c->cap;
+      int was_full = c->count == c->cap;
+      while (*n < SL_TAKE_MAX && c->count) {
+        slMsg *x = c->ring[c->head];
+        m[(*n)++] = x;
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        if (x->kind != SL_M_RECORD) break;
+      }
       /* writers wait only on a full channel */
-      if (c->count-- == c->cap) pthread_cond_broadcast(&in->cv_write);
+      if (was_full) pthread_cond_broadcast(&in->cv_write);
       break;
     }
     if (in->finish) {
       *finish = 1;
       break;
+    }
+    if (slInstPending(in)) {
+      /* nothing to read: what was gathered goes on before waiting */
+      pthread_mutex_unlock(&in->mu);
+      if (slSdkFlushOutputs(in)) return NULL;
+      pthread_mutex_lock(&in->mu);
+      continue;
     }
     if (in->next_ptimer != INT64_MAX) {
       int64_t now = slNowMs();
@@ -310,18 +336,21 @@ static slChan *slInstNext(slInst *in, slMsg **m, int64_t *notify, int *finish) {
 static void slOperatorLoop(slInst *in) {
   sl_job *job = in->job;
   while (!atomic_load(&job->stopping)) {
-    slMsg *m = NULL;
+    slMsg *m[SL_TAKE_MAX];
     int64_t notify = 0;
-    int finish = 0;
-    slChan *c = slInstNext(in, &m, &notify, &finish);
+    int finish = 0, n = 0, rc = SL_OK, pending;
+    slChan *c = slInstNext(in, m, &n, &notify, &finish);
     if (c) {
-      int rc = slInstMessage(in, c, m);
-      slMsgFree(job, m);
-      if (rc) return;
+      for (int i = 0; i < n; i++) {
+        if (rc == SL_OK && !atomic_load(&job->stopping)) rc = slInstMessage(in, c, m[i]);
+        slMsgFree(job, m[i]);
+      }
+      if (rc || atomic_load(&job->stopping)) return;
       if (!in->ended_sent && slAllEnded(in)) {
         in->ended_sent = 1;
         if (slSdkBroadcast(in, SL_M_END, 0)) return;
       }
+      if (slSdkFlushOld(in, &pending)) return;
     } else if (notify) {
       if (slInstNotify(in, notify)) return;
     } else if (finish) {
@@ -353,6 +382,7 @@ static void slSourceLoop(slInst *in) {
   sl_job *job = in->job;
   const sl_source *src = &in->stage->src;
   int64_t delay = src->watermark_delay_ms;
+  unsigned reads = 0;
   while (!atomic_load(&job->stopping)) {
     if (atomic_load(&in->has_event)) {
       int64_t trigger = 0, notify = 0;
@@ -370,14 +400,16 @@ static void slSourceLoop(slInst *in) {
       continue;
     }
     if (in->done) {
+      if (slSdkFlushOutputs(in)) return;
       pthread_mutex_lock(&in->mu);
       while (!atomic_load(&in->has_event) && !atomic_load(&job->stopping))
         pthread_cond_wait(&in->cv_read, &in->mu);
       pthread_mutex_unlock(&in->mu);
       continue;
     }
-    int rc = src->read(&in->ctx, src->ud);
+    int rc = src->read(&in->ctx, src->ud), pending;
     if (atomic_load(&job->stopping)) return;
+    if ((++reads & 31) == 0 && slSdkFlushOld(in, &pending)) return;
     if (rc == SL_DONE) {
       in->done = 1;
       if (slSdkBroadcast(in, SL_M_WATERMARK, INT64_MAX)) return;

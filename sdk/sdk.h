@@ -21,11 +21,19 @@ typedef struct slMsg {
   sl_value f[]; /* record fields, then their TEXT/BLOB payloads */
 } slMsg;
 
+/* Records a producer gathers for one channel before it hands them over
+** under one lock (and at most one wake-up of the reader). */
+#define SL_CHAN_BATCH 64
+
 /* A bounded channel from one upstream instance to one downstream instance.
-** Guarded by the downstream instance's mutex. */
+** The ring is guarded by the downstream instance's mutex; `pend` belongs to
+** the upstream instance's thread alone. */
 typedef struct slChan {
   slMsg **ring;
   size_t cap, head, count;
+  slMsg *pend[SL_CHAN_BATCH]; /* records not yet handed over, in order */
+  int npend;
+  int64_t pend_since_us;     /* when the oldest of them was made */
   int blocked;             /* held back while aligning a barrier */
   int got_barrier;         /* delivered the barrier being aligned */
   int ended;
@@ -191,7 +199,21 @@ SL_PRIVATE slMsg *slMsgNew(sl_job *job, int kind, int64_t ts, const sl_value *f,
 SL_PRIVATE void slMsgFree(sl_job *job, slMsg *m);
 SL_PRIVATE int slChanInit(sl_job *job, slChan *c, size_t cap, slEdge *edge);
 SL_PRIVATE void slChanFree(sl_job *job, slChan *c);
+/* Appends m to channel c of instance `to` (a message other than a record
+** after the records gathered for c), waiting while it is full. */
 SL_PRIVATE int slChanPush(slInst *to, slChan *c, slMsg *m);
+/* Gathers record m for channel c; hands the gathered ones over when there
+** are SL_CHAN_BATCH of them. */
+SL_PRIVATE int slChanPushRecord(slInst *to, slChan *c, slMsg *m);
+/* Hands over what is gathered for c. */
+SL_PRIVATE int slChanFlush(slInst *to, slChan *c);
+/* Hands over what every output of `in` has gathered: before it waits, and
+** (sources) when the oldest gathered record is older than a millisecond. */
+SL_PRIVATE int slSdkFlushOutputs(slInst *in);
+/* Hands over what has waited longer than SL_CHAN_LINGER_US; 1 in *pending
+** when something is still gathered. */
+SL_PRIVATE int slSdkFlushOld(slInst *in, int *pending);
+#define SL_CHAN_LINGER_US 1000
 
 /* chk.c: the checkpoint hooks */
 SL_PRIVATE int slSdkChkOpen(sl_job *job, int64_t *restored_id, int *restored);
