@@ -318,12 +318,19 @@ static int slPinned(const sl_state *s, uint32_t ix) {
 
 /* Looks at the slot under the clock hand and moves the hand on; evicts the
 ** entry there if it is clean, not pinned, and (with `chance`) not used since
-** the hand last passed. Returns 1 when it evicted. */
+** the hand last passed. Returns 1 when it evicted.
+**
+** The hand does not move to the next slot but by an odd stride of about
+** 0.618 of the table (so it still visits every slot once per round): a hand
+** that moved slot by slot would empty one stretch of the table while the
+** rest stayed as full as before, and linear probing in that rest would then
+** walk runs of thousands of slots. */
 static int slClockStep(sl_state *s, int chance) {
   slTab *t = &s->tab;
   uint32_t ix = t->hand;
   slSlot *e = slSlotAt(t, ix);
-  t->hand = (ix + 1) & (t->cap - 1);
+  uint32_t stride = (uint32_t)(((uint64_t)t->cap * 40503u) >> 16) | 1u;
+  t->hand = (ix + stride) & (t->cap - 1);
   if (!(e->flags & SL_S_USED) || (e->flags & SL_S_DIRTY) || slPinned(s, ix)) return 0;
   if (chance && (e->flags & SL_S_REF)) {
     e->flags &= (uint16_t)~SL_S_REF;
