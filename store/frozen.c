@@ -406,6 +406,7 @@ static void slFrozenRun(slFrozen *b) {
   }
   b->rc = rc;
   if (rc == SL_OK && b->hook) b->hook_rc = b->hook(b->hook_ud);
+  if (rc == SL_OK) slStoreKeepWriting(st);
   pthread_mutex_lock(&st->mu);
   atomic_store(&b->state, SL_FROZEN_DONE);
   pthread_cond_broadcast(&st->cv);

@@ -69,6 +69,11 @@ int slStoreBegin(sl_store *st) {
   return rc;
 }
 
+void slStoreKeepWriting(sl_store *st) {
+  if (!st->in_txn && sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+    st->in_txn = 1;
+}
+
 int64_t slStoreNow(sl_store *st) {
   return st->cfg.clock_ms ? st->cfg.clock_ms(st->cfg.clock_ud) : slNowMs();
 }
@@ -475,6 +480,7 @@ int sl_store_commit(sl_store *st) {
     int src = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (src != SQLITE_OK) return slStoreStepFailed(st, src, "cannot commit");
     st->in_txn = 0;
+    slStoreKeepWriting(st);
   }
   if (rc == SL_OK) rc = slCacheTrim(st);
   return rc;

@@ -201,6 +201,11 @@ SL_PRIVATE int slStoreErr(sl_store *st, int rc, const char *fmt, ...)
     ;
 SL_PRIVATE int slStoreSqlErr(sl_store *st, int src, const char *what);
 SL_PRIVATE int slStoreBegin(sl_store *st);
+/* After a commit: the next write transaction begins at once (best effort).
+** Reads of a connection outside a transaction each take and release the
+** WAL's shared-memory locks (system calls); inside one they do not, and a
+** store writes again soon anyway. Readers of the file are not held up. */
+SL_PRIVATE void slStoreKeepWriting(sl_store *st);
 SL_PRIVATE int slStoreExec(sl_store *st, const char *sql, const char *what);
 SL_PRIVATE int64_t slStoreNow(sl_store *st);
 SL_PRIVATE int slStoreUnusable(sl_store *st);

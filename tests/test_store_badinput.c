@@ -1025,7 +1025,10 @@ TEST(quick_badinput_garbage_file) {
 /* A failed commit                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Takes the write lock of path from another connection. */
+/* Takes the write lock of path from another connection. A store holds the
+** write lock from its first write on (it begins the next write transaction
+** right after each commit), so the tests below reopen the store and take the
+** lock before the store writes again: its commit then has to begin one. */
 static sqlite3 *lock_db(const char *path) {
   sqlite3 *db = su_db_open(path);
   int rc;
@@ -1069,7 +1072,10 @@ TEST(quick_badinput_failed_commit_keeps_previous_commit) {
   ASSERT_OK(sl_list_add(k.lst, &v), k.lst);
   su_commit(st);
   snprintf(path, sizeof path, "%s", sl_store_path(st));
+  su_close(st);
   before = su_dump(path);
+  st = su_open("busy", 0, 1, NULL);
+  reg_kinds(st, &k);
   write_more(st, &k);
   db = lock_db(path);
   ASSERT_RC(sl_store_commit(st), SL_BUSY, st);
@@ -1102,6 +1108,9 @@ TEST(quick_badinput_failed_commit_can_be_retried) {
   ASSERT_OK(sl_value_update(k.val, &v), k.val);
   su_commit(st);
   snprintf(path, sizeof path, "%s", sl_store_path(st));
+  su_close(st);
+  st = su_open("retry", 0, 1, NULL);
+  reg_kinds(st, &k);
   write_more(st, &k);
   db = lock_db(path);
   ASSERT_RC(sl_store_commit(st), SL_BUSY, st);
