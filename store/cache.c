@@ -147,10 +147,6 @@ static void slUnpack(const sl_state *s, const unsigned char *p, uint32_t nulls_l
 
 /* ---- tables ------------------------------------------------------------------ */
 
-static unsigned char *slSlotVal(const slTab *t, slSlot *e) {
-  return (unsigned char *)(e + 1) + t->kin;
-}
-
 static void *slGetPtr(const unsigned char *a) {
   void *p;
   memcpy(&p, a, sizeof p);
@@ -413,7 +409,7 @@ int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash
   return SL_OK;
 }
 
-int slCacheDirty(sl_state *s, uint32_t ix) {
+int slCacheDirtySlow(sl_state *s, uint32_t ix) {
   slTab *t = &s->tab;
   slSlot *e = slSlotAt(t, ix);
   if (e->flags & SL_S_DIRTY) return SL_OK;

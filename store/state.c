@@ -201,14 +201,15 @@ static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, uint32_t *out
 /* Sets an entry's row and marks it dirty. */
 static int slPut(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
   int rc = slCacheDirty(s, ix);
-  if (rc == SL_OK) rc = slCacheSetRow(s, ix, v, exp);
+  if (rc == SL_OK && !(v && slCacheSetFixed(s, ix, v, exp))) rc = slCacheSetRow(s, ix, v, exp);
   return rc;
 }
 
 /* A read of a live row; refreshes the expiry when the state asks for it. */
 static int slRead(sl_state *s, uint32_t ix, const sl_value **out) {
   int64_t now = s->has_expires ? slStoreNow(s->store) : 0, exp = 0;
-  const sl_value *v = slCacheRow(s, ix, &exp);
+  const sl_value *v;
+  if (!slCacheRowFixed(s, ix, &v, &exp)) v = slCacheRow(s, ix, &exp);
   if (!v || !slLiveExp(exp, now)) {
     *out = NULL;
     return SL_NOTFOUND;

@@ -312,7 +312,57 @@ SL_PRIVATE int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, ui
                           int kg, uint32_t *ix);
 /* Marks an entry used: eviction gives it a second chance. */
 static inline void slCacheTouch(sl_state *s, uint32_t ix) { slSlotAt(&s->tab, ix)->flags |= SL_S_REF; }
-SL_PRIVATE int slCacheDirty(sl_state *s, uint32_t ix);
+SL_PRIVATE int slCacheDirtySlow(sl_state *s, uint32_t ix);
+/* Marks an entry dirty (SL_NOMEM when the dirty list cannot grow). */
+static inline int slCacheDirty(sl_state *s, uint32_t ix) {
+  return (slSlotAt(&s->tab, ix)->flags & SL_S_DIRTY) ? SL_OK : slCacheDirtySlow(s, ix);
+}
+/* The value area of a slot. */
+static inline unsigned char *slSlotVal(const slTab *t, slSlot *e) {
+  return (unsigned char *)(e + 1) + t->kin;
+}
+/* The common case of slCacheSetRow() and slCacheRow(), inline: a state whose
+** value columns are all INTEGER or REAL (at most 32 of them) and a row that
+** is packed in its slot. They return 0 when the case does not apply. The
+** values given to the first have the columns' types or are NULL. */
+static inline int slCacheSetFixed(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
+  slSlot *e = slSlotAt(&s->tab, ix);
+  unsigned char *a = slSlotVal(&s->tab, e), *col;
+  uint32_t nulls = 0;
+  if (s->nvar || s->n_val > 32 || (e->flags & (SL_S_VHEAP | SL_S_GENERIC))) return 0;
+  if (s->has_expires) memcpy(a, &exp, 8);
+  col = a + (s->has_expires ? 8 : 0);
+  for (int i = 0; i < s->n_val; i++, col += 8) {
+    if (v[i].type == SL_INTEGER || v[i].type == SL_REAL) {
+      memcpy(col, &v[i].v, 8); /* v.i and v.r share these 8 bytes */
+    } else {
+      memset(col, 0, 8);
+      nulls |= 1u << i;
+    }
+  }
+  e->nulls = nulls;
+  e->flags |= SL_S_ROW;
+  return 1;
+}
+static inline int slCacheRowFixed(sl_state *s, uint32_t ix, const sl_value **out, int64_t *exp) {
+  slSlot *e = slSlotAt(&s->tab, ix);
+  const unsigned char *a = slSlotVal(&s->tab, e), *col;
+  if (s->nvar || s->n_val > 32 || e->nulls || (e->flags & (SL_S_VHEAP | SL_S_GENERIC))) return 0;
+  if (!(e->flags & SL_S_ROW)) {
+    *out = NULL;
+    return 1;
+  }
+  *exp = 0;
+  if (s->has_expires) memcpy(exp, a, 8);
+  col = a + (s->has_expires ? 8 : 0);
+  for (int i = 0; i < s->n_val; i++, col += 8) {
+    s->vout[i].type = s->val[i].type;
+    s->vout[i].n = 0;
+    memcpy(&s->vout[i].v, col, 8);
+  }
+  *out = s->vout;
+  return 1;
+}
 SL_PRIVATE void slCacheDrop(sl_state *s, uint32_t ix);
 /* Value and map kinds: the row of an entry, decoded into s->vout (TEXT and
 ** BLOB point into the entry); NULL when absent. *exp gets its expiry. */
