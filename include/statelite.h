@@ -171,12 +171,16 @@ typedef struct sl_store sl_store;
 /* Settings of a store. Initialise with sl_config_init() and then change the
 ** fields you care about; fields added in later versions get safe defaults. */
 typedef struct sl_config {
-  /* Bytes the write-back cache may use (default 32 MiB). 0 turns the cache
-  ** off: every access goes to SQLite. */
+  /* Bytes the store may use for its state (default 32 MiB): SQLite's page
+  ** cache of the state file (page_cache_bytes, but at most a quarter of the
+  ** budget) and the write-back cache, which gets the rest. 0 turns the
+  ** write-back cache off: every access goes to SQLite (whose page cache is
+  ** then page_cache_bytes). */
   size_t memory_budget;
   /* Number of key groups (default 128); fixed for the life of a job. */
   int max_parallelism;
-  /* SQLite page cache of the state file, in bytes (default 2 MiB). */
+  /* SQLite page cache of the state file, in bytes (default 2 MiB), taken
+  ** from memory_budget (see there). */
   size_t page_cache_bytes;
   /* Allocator for statelite's own memory; NULL for malloc/realloc/free. */
   const sl_allocator *allocator;
@@ -254,7 +258,7 @@ SL_API const char *sl_store_path(sl_store *st);
 ** plus the key and a row of 8 bytes per value column, per slot; a table is
 ** at most 4/5 full), the keys and rows too long for a slot, and changes a
 ** snapshot froze and has not yet committed. After each call it is at most
-** memory_budget, plus the one entry that call handed out when the budget
+** memory_budget less the page cache, plus the one entry that call handed out when the budget
 ** cannot hold it, plus the smallest table of each state (8 slots; always
 ** so with a budget of 0). */
 SL_API size_t sl_store_cache_bytes(sl_store *st);

@@ -82,6 +82,8 @@ static int snapPin(void *ud) {
   sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
   sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
   sqlite3_busy_timeout(sn->rdb, 5000);
+  /* the backup reads every page once, in order: a small page cache will do */
+  sqlite3_exec(sn->rdb, "PRAGMA cache_size=32", NULL, NULL, NULL);
   src = sqlite3_exec(sn->rdb, "BEGIN", NULL, NULL, NULL);
   if (src != SQLITE_OK)
     return slError(sn->errmsg, SL_IOERR, "cannot begin the snapshot's read transaction: %s",

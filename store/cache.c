@@ -341,7 +341,7 @@ static int slClockStep(sl_state *s, int chance) {
 ** clean), then drops the tombstones. */
 static int slTabMakeRoom(sl_state *s) {
   slTab *t = &s->tab;
-  int chance = s->store->cfg.memory_budget > 0, rc = slStoreSettle(s->store);
+  int chance = s->store->budget > 0, rc = slStoreSettle(s->store);
   if (rc) return rc;
   for (int round = 0; round < 2; round++) {
     for (uint32_t steps = 2 * t->cap; steps && (uint64_t)t->used * 5 > (uint64_t)t->cap * 3; steps--)
@@ -365,7 +365,7 @@ int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash
   if ((uint64_t)(t->used + t->tombs + 1) * 5 > (uint64_t)t->cap * 4) {
     size_t grow = (size_t)t->cap * t->ss;
     if (t->tombs * 4 >= t->cap) rc = slTabRehash(s, t->cap);
-    else if (st->bytes + grow <= st->cfg.memory_budget && t->cap < (1u << 30))
+    else if (st->bytes + grow <= st->budget && t->cap < (1u << 30))
       rc = slTabRehash(s, t->cap * 2);
     else rc = slTabMakeRoom(s);
     if (rc) return rc;
@@ -780,7 +780,7 @@ int slCacheFlushAll(sl_store *st) {
 ** The states take turns, 64 slots at a time. The entry a call just handed
 ** out stays. */
 int slCacheTrim(sl_store *st) {
-  size_t budget = st->cfg.memory_budget, low = budget / 4 * 3;
+  size_t budget = st->budget, low = budget / 4 * 3;
   int chance = budget > 0, rc;
   uint64_t left = 0;
   if (st->bytes <= budget && budget > 0) return SL_OK;

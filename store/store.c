@@ -349,8 +349,13 @@ static int slStoreOpenDb(sl_store *st, int create) {
   rc = slStoreExec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA secure_delete=OFF;",
                    "cannot configure the state file");
   if (rc) return rc;
-  snprintf(sql, sizeof sql, "PRAGMA cache_size=-%llu",
-           (unsigned long long)(st->cfg.page_cache_bytes / 1024 + 1));
+  {
+    /* the page cache is part of the memory budget (a quarter at most) */
+    size_t pc = st->cfg.page_cache_bytes, budget = st->cfg.memory_budget;
+    if (budget > 0 && pc > budget / 4) pc = budget / 4;
+    st->budget = budget - (budget > 0 ? pc : 0);
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%llu", (unsigned long long)(pc / 1024 + 1));
+  }
   rc = slStoreExec(st, sql, "cannot configure the state file");
   if (rc) return rc;
   if (sl_key_group_range(st->maxp, st->parallelism, st->subtask, &st->kg_first, &st->kg_last))

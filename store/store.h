@@ -183,6 +183,7 @@ struct sl_store {
   sl_value keyv[SL_MAX_KEY_COLUMNS];
   uint64_t key_gen;
   /* the cache: every state's table (cache.c) */
+  size_t budget;             /* memory_budget less the page cache */
   size_t bytes;              /* slot arrays and the entries' heap parts */
   sl_state *pin_s;           /* the entry the last call handed out */
   uint32_t pin_ix;
