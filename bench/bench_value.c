@@ -450,6 +450,7 @@ typedef struct Bench {
   double last_async_ms;  /* of the checkpoint that completed last */
   double end_ms_max;     /* statelite: longest sl_snapshot_end */
   uint64_t state_bytes;  /* size of the state at the end, as the engine keeps it */
+  uint64_t cache_bytes;  /* statelite: sl_store_cache_bytes() at the end */
   /* statelite */
   sl_store *st;
   sl_state *s;
@@ -728,6 +729,7 @@ static int lite_chk_poll(Bench *b, int wait) {
   if (rc != SL_OK) return lite_fail(b->st, rc, "sl_snapshot_end");
   b->last_async_ms = b->w.secs * 1e3;
   b->state_bytes = b->w.info.raw_bytes;
+  b->cache_bytes = sl_store_cache_bytes(b->st);
   return 1;
 }
 
@@ -1792,8 +1794,10 @@ int main(int argc, char **argv) {
     goto out;
   }
   if (e->scan(&b, &c) != 0 || check_done(&o, &c, rows) != 0) goto out;
-  if (o.state == ST_VALUE) distinct = (uint64_t)rows;
-  else {
+  if (o.state == ST_VALUE) {
+    uint64_t k;
+    for (k = 0; k < o.keys; k++) distinct += c.expect[k] != 0;
+  } else {
     Check tmp;
     Opts ov = o;
     memset(&tmp, 0, sizeof tmp);
@@ -1826,6 +1830,7 @@ int main(int argc, char **argv) {
     printf(" list_keep=%llu list_every=%llu", (unsigned long long)o.list_keep,
            (unsigned long long)o.list_every);
   if (o.base) printf(" base=1");
+  if (strncmp(e->name, "statelite", 9) == 0) printf(" cache_bytes=%llu", (unsigned long long)b.cache_bytes);
   printf(" distinct=%llu rows=%lld seconds=%.4f e2e_seconds=%.4f ops_per_sec=%.0f "
          "e2e_ops_per_sec=%.0f checkpoints=%lld pause_p50_ms=%.3f pause_p99_ms=%.3f "
          "pause_max_ms=%.3f async_median_ms=%.3f async_max_ms=%.3f end_max_ms=%.3f "
