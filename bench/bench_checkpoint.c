@@ -55,6 +55,8 @@ typedef struct Opts {
   size_t budget;         /* cache budget of the store */
   int level;             /* zstd level */
   const char *tmp;
+  const char *base;      /* start from a copy of this filled store */
+  const char *build_base;/* fill a store here (a new directory) and exit */
 } Opts;
 
 static void usage(FILE *f) {
@@ -66,6 +68,8 @@ static void usage(FILE *f) {
         "  --seed X        seed of the changed keys (default 42)\n"
         "  --budget BYTES  statelite: cache budget of the store (default 64 MiB)\n"
         "  --level L       zstd level of the snapshots (default 3, the library's)\n"
+        "  --build-base DIR  fill the engine's store of --keys keys into DIR (new), exit\n"
+        "  --base DIR      start from a copy of that store instead of filling one\n"
         "  --dir DIR       where the scratch directory goes (default $TMPDIR or /tmp)\n",
         f);
 }
@@ -97,6 +101,12 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     errno = 0;
     if (strcmp(a, "--dir") == 0) {
       o->tmp = v;
+      continue;
+    } else if (strcmp(a, "--base") == 0) {
+      o->base = v;
+      continue;
+    } else if (strcmp(a, "--build-base") == 0) {
+      o->build_base = v;
       continue;
     } else if (strcmp(a, "--engine") == 0) {
       if (strcmp(v, "statelite") != 0 && strcmp(v, "rocksdb") != 0) {
@@ -196,6 +206,49 @@ static uint64_t tree_bytes(const char *path) {
   }
   closedir(d);
   return n;
+}
+
+/* Copies the tree src (directories and regular files) into the existing
+** directory dst. Returns 0 or -1. */
+static int copy_tree(const char *src, const char *dst) {
+  DIR *d = opendir(src);
+  struct dirent *de;
+  static char buf[1 << 20];
+  int rc = 0;
+  if (!d) return -1;
+  while (rc == 0 && (de = readdir(d)) != NULL) {
+    char from[4352], to[4352];
+    struct stat sb;
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if ((size_t)snprintf(from, sizeof from, "%s/%s", src, de->d_name) >= sizeof from ||
+        (size_t)snprintf(to, sizeof to, "%s/%s", dst, de->d_name) >= sizeof to ||
+        lstat(from, &sb) != 0) {
+      rc = -1;
+    } else if (S_ISDIR(sb.st_mode)) {
+      rc = mkdir(to, 0755) == 0 ? copy_tree(from, to) : -1;
+    } else if (S_ISREG(sb.st_mode)) {
+      FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+      size_t n;
+      if (!in || !out) rc = -1;
+      while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) rc = -1;
+      if (in && ferror(in)) rc = -1;
+      if (in) fclose(in);
+      if (out && fclose(out) != 0) rc = -1;
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
+/* The store's files: a copy of the base when there is one. */
+static int start_from_base(const Opts *o, const char *dir) {
+  if (!o->base) return 0;
+  if (mkdir(dir, 0755) != 0 || copy_tree(o->base, dir) != 0) {
+    fprintf(stderr, "bench_checkpoint: cannot copy the base %s\n", o->base);
+    return -1;
+  }
+  return 0;
 }
 
 /* What this process has sent to the storage so far (/proc/self/io). */
@@ -353,10 +406,11 @@ static int run_statelite(const Opts *o, const Paths *p, int64_t *expect, Figures
 
   /* The initial state: every key at version 0, committed. Not timed as part
   ** of the checkpoints. */
+  t0 = now_sec();
+  if (start_from_base(o, p->state) != 0) goto out;
   if (open_store(p->state, o->budget, &st, &s) != 0) goto out;
   snprintf(db_path, sizeof db_path, "%s", sl_store_path(st));
-  t0 = now_sec();
-  for (k = 0; k < o->keys; k++) {
+  for (k = o->base ? o->keys : 0; k < o->keys; k++) {
     if (put(st, s, (int64_t)k, 0) != 0) goto out;
     if ((k + 1) % 100000 == 0 && (rc = sl_store_commit(st)) != SL_OK) {
       fail(st, rc, "sl_store_commit");
@@ -369,6 +423,10 @@ static int run_statelite(const Opts *o, const Paths *p, int64_t *expect, Figures
     goto out;
   }
   f->populate_s = now_sec() - t0;
+  if (o->build_base) {
+    ret = 0;
+    goto out;
+  }
 
   sl_chkdir_config_init(&ccfg);
   rc = sl_chkdir_open(p->chk, &ccfg, &cd);
@@ -695,23 +753,30 @@ static int run_rocksdb(const Opts *o, const Paths *p, int64_t *expect, Figures *
   rocksdb_options_set_create_if_missing(opt, 1);
   rocksdb_writeoptions_disable_WAL(wo, 1);
   rocksdb_flushoptions_set_wait(fo, 1);
+  /* The initial state, flushed and compacted (or a copy of it): not timed
+  ** with the checkpoints. */
+  t0 = now_sec();
+  if (start_from_base(o, p->state) != 0) goto out;
   db = rocksdb_open(opt, p->state, &err);
   if (err) {
     rdb_fail(err, "open");
     goto out;
   }
-  /* The initial state, flushed and compacted: not timed with the
-  ** checkpoints. */
-  t0 = now_sec();
-  for (k = 0; k < o->keys; k++)
-    if (rdb_put(db, wo, (int64_t)k, 0) != 0) goto out;
-  rocksdb_flush(db, fo, &err);
-  if (err) {
-    rdb_fail(err, "flush");
+  if (!o->base) {
+    for (k = 0; k < o->keys; k++)
+      if (rdb_put(db, wo, (int64_t)k, 0) != 0) goto out;
+    rocksdb_flush(db, fo, &err);
+    if (err) {
+      rdb_fail(err, "flush");
+      goto out;
+    }
+    rocksdb_compact_range(db, NULL, 0, NULL, 0);
+  }
+  f->populate_s = now_sec() - t0;
+  if (o->build_base) {
+    ret = 0;
     goto out;
   }
-  rocksdb_compact_range(db, NULL, 0, NULL, 0);
-  f->populate_s = now_sec() - t0;
   cp = rocksdb_checkpoint_object_create(db, &err);
   if (err) {
     rdb_fail(err, "checkpoint_object_create");
@@ -856,7 +921,18 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_checkpoint: cannot create a directory under %s\n", o.tmp);
     return 2;
   }
-  snprintf(p.state, sizeof p.state, "%s/state", p.root);
+  if (o.build_base) {
+    /* The store is filled straight into the new directory. */
+    if ((size_t)snprintf(p.state, sizeof p.state, "%s", o.build_base) >= sizeof p.state ||
+        (access(o.build_base, F_OK) == 0 && (errno = EEXIST))) {
+      fprintf(stderr, "bench_checkpoint: %s exists already\n", o.build_base);
+      rm_tree(p.root);
+      return 2;
+    }
+    o.base = NULL;
+  } else {
+    snprintf(p.state, sizeof p.state, "%s/state", p.root);
+  }
   snprintf(p.chk, sizeof p.chk, "%s/chk", p.root);
   snprintf(p.restored, sizeof p.restored, "%s/restored", p.root);
 
@@ -883,8 +959,16 @@ int main(int argc, char **argv) {
 
   rc = strcmp(o.engine, "rocksdb") == 0 ? run_rocksdb(&o, &p, expect, &f)
                                          : run_statelite(&o, &p, expect, &f);
-  if (rc != 0) goto out;
+  if (rc != 0) {
+    if (o.build_base) rm_tree(o.build_base);
+    goto out;
+  }
   ok = 1;
+  if (o.build_base) {
+    printf("engine=%s base=%s keys=%llu seconds=%.3f\n", o.engine, o.build_base,
+           (unsigned long long)o.keys, f.populate_s);
+    goto out;
+  }
   dirty = (uint64_t)((double)o.keys * o.dirty + 0.5);
   {
     int n = o.intervals;
@@ -895,7 +979,7 @@ int main(int argc, char **argv) {
     pmax = f.sync_ms[n - 1];
     peak_med = median(f.peak, n); /* sorts */
     peak_max = f.peak[n - 1];
-    printf("engine=%s keys=%llu intervals=%d dirty_keys=%llu level=%d budget=%zu "
+    printf("engine=%s keys=%llu intervals=%d dirty_keys=%llu level=%d budget=%zu base=%d "
            "populate_seconds=%.3f sync_p50_ms=%.3f sync_p99_ms=%.3f sync_max_ms=%.3f "
            "async_median_ms=%.3f publish_median_ms=%.3f bytes_median=%.0f "
            "raw_bytes_median=%.0f file_bytes_median=%.0f ratio_median=%.4f "
@@ -903,7 +987,7 @@ int main(int argc, char **argv) {
            "written_median=%.0f written_per_interval=%.0f incremental_median=%.0f "
            "streamed=%d/%d restore_seconds=%.4f read_seconds=%.4f verified=ok\n",
            o.engine, (unsigned long long)o.keys, n, (unsigned long long)(dirty ? dirty : 1),
-           o.level, o.budget, f.populate_s, p50, p99, pmax, median(f.async_ms, n),
+           o.level, o.budget, o.base != NULL, f.populate_s, p50, p99, pmax, median(f.async_ms, n),
            median(f.publish_ms, n), median(f.bytes, n), median(f.raw, n),
            median(f.filebytes, n), median(f.ratio, n), peak_med, peak_max, median(f.kept, n), median(f.written, n), (double)f.written_all / n,
            median(f.incr, n), f.streamed, n, f.restore_s, f.read_s);

@@ -36,7 +36,7 @@ SEED=${SEED:-42}
 FULL=${FULL:-0}
 TIME_LIMIT=${TIME_LIMIT:-560}
 CHECKPOINT_MS=${CHECKPOINT_MS:-1000}
-PILOT=${PILOT:-20000}
+PILOT=${PILOT:-10000}
 BIN=build/bench_value
 RBIN=build/bench_value_rocksdb
 CHK_BIN=build/bench_checkpoint
@@ -240,10 +240,10 @@ rocks_a="rocksdb rocksdb-${A_BUDGET_MIB}MiB"
 rocks_b=rocksdb
 # A block cache of the budget is RocksDB's default at size B before RocksDB 8.
 [ "$rocksdb_default_cache_mib" -ne "$B_BUDGET_MIB" ] && rocks_b="rocksdb rocksdb-${B_BUDGET_MIB}MiB"
-add_section value-A-uniform value A uniform 14 statelite hash sqlite $rocks_a statelite-nocache
-add_section value-A-zipf value A zipf 10 statelite hash sqlite $rocks_a
-add_section value-B-uniform value B uniform 17 statelite hash sqlite $rocks_b
-add_section value-B-zipf value B zipf 13 statelite hash sqlite $rocks_b
+add_section value-A-uniform value A uniform 16 statelite hash sqlite $rocks_a statelite-nocache
+add_section value-A-zipf value A zipf 12 statelite hash sqlite $rocks_a
+add_section value-B-uniform value B uniform 16 statelite hash sqlite $rocks_b
+add_section value-B-zipf value B zipf 12 statelite hash sqlite $rocks_b
 for st in map list; do
   add_section $st-A-uniform $st A uniform 6 statelite hash sqlite $rocks_a
   add_section $st-A-zipf $st A zipf 5 statelite hash sqlite $rocks_a
@@ -290,7 +290,7 @@ run_state_section() {
       }
       $1 == s { w = get($4, "run_wall"); t = get($4, "seconds"); fixed += w - t; per += t / p }
       END {
-        per *= 1.15   # the state grows with the stream: runs slow down a little
+        per *= 1.3    # the state grows with the stream, and the machine may get busier
         full = runs * (fixed + per * nominal)
         r = (left / runs - fixed) / per
         if (r >= nominal) r = nominal
@@ -327,24 +327,36 @@ run_state_section() {
   done)
 }
 
-# The base states of size B (every key at count 0), built side by side.
+# The base states, built side by side before anything is measured: for the
+# checkpoint section the filled stores of CHK_KEYS keys, and (unless FULL=1)
+# for the value sections of size B every key at count 0.
 build_bases() {
-  local t0 pids=() label
+  local t0 pids=() pid label keys
   t0=$(now)
   mkdir -p "$scratch/base"
-  for label in statelite sqlite rocksdb; do
-    # shellcheck disable=SC2046
-    $(engine_cmd "$label" B | awk '{ print $1, $2 }') --keys "$B_KEYS" \
-      --build-base "$(base_of "$label")" > "$scratch/base/$label.out" &
-    pids+=($!)
+  for keys in $CHK_KEYS; do
+    for label in statelite rocksdb; do
+      "$CHK_BIN" --engine "$label" --keys "$keys" --dir "$scratch" \
+        --build-base "$scratch/base/chk-$label-$keys" > /dev/null &
+      pids+=($!)
+    done
   done
-  for label in "${pids[@]}"; do
-    wait "$label" || { echo "run.sh: building a base state failed" >&2; exit 1; }
+  if [ "$FULL" != 1 ]; then
+    for label in statelite sqlite rocksdb; do
+      # shellcheck disable=SC2046
+      $(engine_cmd "$label" B | awk '{ print $1, $2 }') --keys "$B_KEYS" \
+        --build-base "$(base_of "$label")" > /dev/null &
+      pids+=($!)
+    done
+  fi
+  for pid in "${pids[@]}"; do
+    wait "$pid" || { echo "run.sh: building a base state failed" >&2; exit 1; }
   done
   base_secs=$(fint "$(fsub "$(now)" "$t0")")
-  base_bytes=$(du -sb "$scratch/base/statelite" "$scratch/base/sqlite" "$scratch/base/rocksdb" |
-    awk '{ printf "%s%.1f MiB", (NR > 1 ? ", " : ""), $1 / 1048576 }')
-  echo "== base states of $B_KEYS keys built in ${base_secs}s ($base_bytes)"
+  base_bytes=
+  [ "$FULL" != 1 ] && base_bytes=$(du -sb "$scratch/base/statelite" "$scratch/base/sqlite" \
+    "$scratch/base/rocksdb" | awk '{ printf "%s%.1f MiB", (NR > 1 ? ", " : ""), $1 / 1048576 }')
+  echo "== base states built in ${base_secs}s${base_bytes:+ (size B: $base_bytes)}"
 }
 
 # ---------------------------------------------------------------------------
@@ -357,6 +369,8 @@ else
   echo "== statelite benchmarks: $RUNS rounds per figure; the build took ${build_secs}s; time limit ${TIME_LIMIT}s from the start of make"
 fi
 
+build_bases
+
 chk_start=$(now)
 echo "== checkpoints of a store: $CHK_KEYS keys, $CHK_INTERVALS checkpoints, 1% changed"
 for round in $(seq 1 "$RUNS"); do
@@ -364,7 +378,7 @@ for round in $(seq 1 "$RUNS"); do
     for eng in statelite rocksdb; do
       printf '[checkpoint] %-9s %8s keys round %d/%d ... ' "$eng" "$keys" "$round" "$RUNS"
       run_kv "$kv" checkpoint "$eng-$keys" "$round" "$CHK_BIN" --engine "$eng" --keys "$keys" \
-        --intervals "$CHK_INTERVALS" --seed "$SEED"
+        --intervals "$CHK_INTERVALS" --seed "$SEED" --base "$scratch/base/chk-$eng-$keys"
       echo "sync_p99_ms=$(field sync_p99_ms <<<"$last_out") bytes=$(field bytes_median <<<"$last_out")"
     done
   done
@@ -383,21 +397,18 @@ for round in $(seq 1 "$RUNS"); do
 done
 pipe_secs=$(fint "$(fsub "$(now)" "$pipe_start")")
 
-# The state sections share what is left by weight.
+# The state sections share what is left by weight: each gets its weight's
+# part of the time left when it starts, so that one that overran costs all
+# the later ones a little instead of the next one everything.
 weights=0
 for s in "${state_sections[@]}"; do weights=$((weights + sec_weight[$s])); done
-share_start=$(now)
-share_left=$(fsub "$deadline_all" "$share_start")
-cum=0
-base_secs=0
-base_bytes=
 for s in "${state_sections[@]}"; do
-  cum=$((cum + sec_weight[$s]))
-  deadline=$(awk -v t="$share_start" -v l="$share_left" -v c="$cum" -v w="$weights" \
-    'BEGIN { printf "%.3f", t + l * c / w }')
+  t=$(now)
+  deadline=$(awk -v t="$t" -v end="$deadline_all" -v c="${sec_weight[$s]}" -v w="$weights" \
+    'BEGIN { printf "%.3f", t + (end - t) * c / w }')
+  weights=$((weights - sec_weight[$s]))
   if [ "$FULL" != 1 ] && [ "${sec_state[$s]}" = value ] && [ "${sec_size[$s]}" = B ]; then
     sec_base[$s]=1
-    [ -d "$scratch/base" ] || build_bases
   fi
   echo "== $s: ${sec_engines[$s]} (until +$(fint "$(fsub "$deadline" "$make_t0")") s)"
   run_state_section "$s" "$deadline"
@@ -449,6 +460,13 @@ cell() {
   fi
   awk -v m="$m" -v a="$lo" -v b="$hi" -v k="$4" 'BEGIN {
     if (m == "-") { print "–"; exit }
+    if (k == "sz") { # bytes, in a unit that suits the median
+      u = "MiB"; d = 1048576
+      if (m < 1048576) { u = "KiB"; d = 1024 }
+      if (m < 1024) { u = "B"; d = 1 }
+      printf "%.1f %s (%.1f–%.1f)\n", m / d, u, a / d, b / d
+      exit
+    }
     f = "%.1f"; d = 1
     if (k == "ms2") f = "%.2f"; else if (k == "n") f = "%g"; else if (k == "s3") f = "%.3f"
     else if (k == "kb") d = 1024; else if (k == "b") d = 1048576
@@ -510,7 +528,8 @@ out=$scratch/RESULTS.md
   echo
   echo "Written by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'). The"
   echo "whole \`make bench\` took **${elapsed} s**: ${build_secs} s of building (and checking the"
-  echo "peers' packages) and ${runs_secs} s of runs. Every figure is the median of $RUNS runs, each a"
+  echo "peers' packages), ${base_secs} s of building the base states the runs start from, and the"
+  echo "runs. Every figure is the median of $RUNS runs, each a"
   echo "process of its own, with the minimum and maximum in brackets; within a round the"
   echo "engines took turns, and every ratio is of medians from this same run, with the"
   echo "range of the ratios of the single rounds."
@@ -724,7 +743,8 @@ out=$scratch/RESULTS.md
   echo "## Workload 3: checkpoints of a store: pause, size, restore"
   echo
   echo "A value state of N keys (key \`k\` INTEGER; values \`n\` INTEGER and \`s\` TEXT of about"
-  echo "12 bytes), filled first (not timed with the checkpoints). Then $CHK_INTERVALS intervals: change"
+  echo "12 bytes), filled once per engine (\`--build-base\`) and copied into place at the start"
+  echo "of every run (\`--base\`; not timed with the checkpoints). Then $CHK_INTERVALS intervals: change"
   echo "1% of the keys (splitmix64, seed $SEED), then take a checkpoint; nothing else runs"
   echo "meanwhile, so the parts are timed alone. After the last one the newest checkpoint"
   echo "is restored and every key read back and checked (all runs passed)."
@@ -734,7 +754,7 @@ out=$scratch/RESULTS.md
   echo "  thread), \`sl_snapshot_end\`, \`sl_chkdir_publish\`; cache budget 64 MiB, zstd level"
   echo "  3, 2 kept. Restore: \`sl_chkdir_restore\` into a fresh directory, then open the"
   echo "  store and read every key (\`sl_state_scan\`)."
-  echo "- **rocksdb**: default options, WAL off, filled and compacted first. The"
+  echo "- **rocksdb**: default options, WAL off, the filled store flushed and compacted. The"
   echo "  synchronous part is \`rocksdb_flush\` + \`rocksdb_checkpoint_create\` (hard links);"
   echo "  the asynchronous part streams every file of the checkpoint directory through"
   echo "  libzstd at level 3 and counts the bytes (what an upload of the compressed"
@@ -753,18 +773,18 @@ out=$scratch/RESULTS.md
     row "sync pause p50, ms" sync_p50_ms ms2
     row "sync pause p99, ms" sync_p99_ms ms2
     row "async part, ms" async_median_ms ms
-    row "snapshot bytes (MiB): statelite's .db.zst; zstd of RocksDB's checkpoint" bytes_median b
-    row "live bytes (MiB): the database in the snapshot; RocksDB's checkpoint files" raw_bytes_median b
+    row "snapshot bytes: statelite's .db.zst; zstd of RocksDB's checkpoint" bytes_median sz
+    row "live bytes: the database in the snapshot; RocksDB's checkpoint files" raw_bytes_median sz
     row "snapshot / live" ratio_median s3
-    row "bytes written during a checkpoint (MiB, /proc/self/io)" written_median b
-    row "bytes written per interval, all (MiB)" written_per_interval b
-    row "new files per checkpoint (MiB; what an incremental checkpoint copies)" incremental_median b
-    row "peak extra disk of a checkpoint (MiB; largest of the run)" peak_disk_max b
-    row "disk held by the 2 kept checkpoints (MiB)" kept_disk_median b
+    row "bytes written during a checkpoint (/proc/self/io)" written_median sz
+    row "bytes written per interval, all" written_per_interval sz
+    row "new files per checkpoint (what an incremental checkpoint copies)" incremental_median sz
+    row "peak extra disk of a checkpoint (the largest of the run)" peak_disk_max sz
+    row "disk held by the 2 kept checkpoints" kept_disk_median sz
     row "restore, s (statelite: sl_chkdir_restore; RocksDB: open)" restore_seconds s3
     row "read every key back after the restore, s" read_seconds s3
-    row "working files on disk (MiB)" file_bytes_median b
-    row "filling the store, s" populate_seconds s3
+    row "working files on disk" file_bytes_median sz
+    row "copying the filled store into place, s" populate_seconds s3
   done
   echo
   echo "Peak extra disk: for statelite the snapshot file's \`peak_disk_bytes\` (streamed"
@@ -780,7 +800,8 @@ out=$scratch/RESULTS.md
   echo '```'
   for keys in $CHK_KEYS; do
     for eng in statelite rocksdb; do
-      echo "./$CHK_BIN --engine $eng --keys $keys --intervals $CHK_INTERVALS --seed $SEED"
+      echo "./$CHK_BIN --engine $eng --keys $keys --build-base base/chk-$eng-$keys"
+      echo "./$CHK_BIN --engine $eng --keys $keys --intervals $CHK_INTERVALS --seed $SEED --base base/chk-$eng-$keys"
     done
   done
   echo '```'
