@@ -985,12 +985,13 @@ int main(int argc, char **argv) {
            "raw_bytes_median=%.0f file_bytes_median=%.0f ratio_median=%.4f "
            "peak_disk_median=%.0f peak_disk_max=%.0f kept_disk_median=%.0f "
            "written_median=%.0f written_per_interval=%.0f incremental_median=%.0f "
-           "streamed=%d/%d restore_seconds=%.4f read_seconds=%.4f verified=ok\n",
+           "streamed=%d/%d restore_seconds=%.4f read_seconds=%.4f restore_total_seconds=%.4f "
+           "verified=ok\n",
            o.engine, (unsigned long long)o.keys, n, (unsigned long long)(dirty ? dirty : 1),
            o.level, o.budget, o.base != NULL, f.populate_s, p50, p99, pmax, median(f.async_ms, n),
            median(f.publish_ms, n), median(f.bytes, n), median(f.raw, n),
            median(f.filebytes, n), median(f.ratio, n), peak_med, peak_max, median(f.kept, n), median(f.written, n), (double)f.written_all / n,
-           median(f.incr, n), f.streamed, n, f.restore_s, f.read_s);
+           median(f.incr, n), f.streamed, n, f.restore_s, f.read_s, f.restore_s + f.read_s);
   }
 
 out:
