@@ -98,8 +98,8 @@ static void slPack(const sl_state *s, const sl_value *v, int64_t exp, unsigned c
   *nulls_lo = (uint32_t)nulls;
 }
 
-static void slUnpack(const sl_state *s, const unsigned char *p, uint32_t nulls_lo, sl_value *out,
-                     int64_t *exp) {
+void slCacheUnpack(const sl_state *s, const unsigned char *p, uint32_t nulls_lo, sl_value *out,
+                   int64_t *exp) {
   const unsigned char *col = p + slColBase(s);
   uint64_t nulls = nulls_lo;
   if (s->n_val > 32) {
@@ -443,7 +443,7 @@ const sl_value *slCacheRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_t 
     if (exp) *exp = r->exp;
     return r->v;
   }
-  slUnpack(s, (e->flags & SL_S_VHEAP) ? (unsigned char *)slGetPtr(a) + 8 : a, e->nulls, out, exp);
+  slCacheUnpack(s, (e->flags & SL_S_VHEAP) ? (unsigned char *)slGetPtr(a) + 8 : a, e->nulls, out, exp);
   return out;
 }
 
@@ -516,6 +516,22 @@ void slCacheSetExpiry(sl_state *s, uint32_t ix, int64_t exp) {
   if (!(e->flags & SL_S_ROW) || !s->has_expires) return;
   if (e->flags & SL_S_GENERIC) ((slRow *)slGetPtr(a))->exp = exp;
   else memcpy((e->flags & SL_S_VHEAP) ? (unsigned char *)slGetPtr(a) + 8 : a, &exp, 8);
+}
+
+const unsigned char *slCachePacked(sl_state *s, uint32_t ix, size_t *n) {
+  slTab *t = &s->tab;
+  slSlot *e = slSlotAt(t, ix);
+  unsigned char *a = slSlotVal(t, e);
+  if (!(e->flags & SL_S_ROW) || (e->flags & SL_S_GENERIC)) return NULL;
+  if (e->flags & SL_S_VHEAP) {
+    unsigned char *b = slGetPtr(a);
+    uint32_t len;
+    memcpy(&len, b, 4);
+    *n = len;
+    return b + 8;
+  }
+  *n = t->vin;
+  return a;
 }
 
 slList *slCacheList(sl_state *s, uint32_t ix) {

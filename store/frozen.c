@@ -22,11 +22,14 @@ struct slRec {
   uint16_t kg;
   uint32_t klen;
   uint32_t vlen;             /* bytes of the value image(s) */
-  uint32_t nrows;            /* list: rows that follow */
+  uint32_t nrows;            /* list: rows that follow; SL_R_PACKED: the
+                                slot's NULL mask */
   int64_t seq;               /* list: seq of the first row, -1: after the last */
 };
 
-enum { SL_R_PUT = 1, SL_R_DEL, SL_R_LIST };
+/* SL_R_PUT carries a row image, SL_R_PACKED the slot's packed row as it is
+** (the common case: a plain copy). */
+enum { SL_R_PUT = 1, SL_R_PACKED, SL_R_DEL, SL_R_LIST };
 
 /* A row image: for each column a type (int32), a length (uint32) and 8
 ** bytes (INTEGER, REAL, or the offset of the payload from the image's
@@ -122,6 +125,8 @@ static int slFreezeEntry(slFreezeBuf *f, sl_state *s, uint32_t ix) {
   size_t klen = slPad8(e->klen), vlen = 0;
   sl_value v[SL_MAX_VALUE_COLUMNS];
   const sl_value *row = NULL;
+  const unsigned char *packed = NULL;
+  size_t plen = 0;
   slList *l = NULL;
   int64_t exp = 0;
   unsigned char *dst;
@@ -137,6 +142,10 @@ static int slFreezeEntry(slFreezeBuf *f, sl_state *s, uint32_t ix) {
     r.nrows = (uint32_t)(l->nrows - l->npersist);
     r.seq = r.cleared ? 0 : l->next_seq;
     for (size_t i = l->npersist; i < l->nrows; i++) vlen += slImageSize(s->n_val, l->rows[i]->v);
+  } else if ((packed = slCachePacked(s, ix, &plen)) != NULL) {
+    r.op = SL_R_PACKED;
+    r.nrows = e->nulls;
+    vlen = slPad8(plen);
   } else {
     row = slCacheRowInto(s, ix, v, &exp);
     r.op = row ? SL_R_PUT : SL_R_DEL;
@@ -154,6 +163,8 @@ static int slFreezeEntry(slFreezeBuf *f, sl_state *s, uint32_t ix) {
       slImageWrite(s->n_val, l->rows[i]->v, l->rows[i]->exp, dst);
       dst += slImageSize(s->n_val, l->rows[i]->v);
     }
+  } else if (packed) {
+    memcpy(dst, packed, plen);
   } else if (row) {
     slImageWrite(s->n_val, row, exp, dst);
   }
@@ -188,6 +199,17 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
   if (rc) return rc;
   memset(&f, 0, sizeof f);
   f.st = st;
+  {
+    /* about the size it will be, so that it seldom has to grow */
+    size_t est = 0, n = 0;
+    for (int i = 0; i < st->nstates; i++) {
+      const slTab *t = &st->states[i]->tab;
+      est += (size_t)t->ndirty * (sizeof(slRec) + slPad8(t->kin) + (t->vin > 8 ? t->vin : 64));
+      n += t->ndirty;
+    }
+    if (n && (f.p = slMalloc(&st->alloc, est)) != NULL) f.cap = est;
+    if (n && (f.offs = slMalloc(&st->alloc, sizeof *f.offs * n)) != NULL) f.capn = n;
+  }
   for (int i = 0; i < st->nstates; i++) nttl += st->states[i]->has_expires;
   b = slMalloc(&st->alloc, sizeof *b + sizeof(sl_state *) * (size_t)nttl);
   if (!b) return slStoreErr(st, SL_NOMEM, "out of memory");
@@ -286,10 +308,12 @@ static int slRecBindKey(const slRec *r, const unsigned char *k, sqlite3_stmt *q,
   return p;
 }
 
-static int slRecBindImage(sl_state *s, sqlite3_stmt *q, int p, const unsigned char *img) {
+static int slRecBindImage(sl_state *s, sqlite3_stmt *q, int p, const unsigned char *img,
+                          const slRec *packed) {
   sl_value v[SL_MAX_VALUE_COLUMNS];
   int64_t exp;
-  slImageRead(s->n_val, img, v, &exp);
+  if (packed) slCacheUnpack(s, img, packed->nrows, v, &exp);
+  else slImageRead(s->n_val, img, v, &exp);
   for (int i = 0; i < s->n_val; i++) slStoreBind(q, p++, &v[i], SQLITE_STATIC);
   if (s->has_expires) {
     if (exp) sqlite3_bind_int64(q, p, exp);
@@ -304,12 +328,13 @@ static int slRecWrite(slFrozen *b, const slRec *r) {
   const unsigned char *img = k + slPad8(r->klen);
   sqlite3_stmt *q;
   int rc;
-  if (r->op == SL_R_PUT || r->op == SL_R_DEL) {
-    rc = slFrozenPrepare(b, s, r->op == SL_R_PUT ? SL_Q_PUT : SL_Q_DEL, &q);
+  if (r->op != SL_R_LIST) {
+    int put = r->op != SL_R_DEL;
+    rc = slFrozenPrepare(b, s, put ? SL_Q_PUT : SL_Q_DEL, &q);
     if (rc) return rc;
     int p = slRecBindKey(r, k, q, s->is_map);
-    if (r->op == SL_R_PUT) slRecBindImage(s, q, p, img);
-    return slFrozenStep(b, q, r->op == SL_R_PUT ? "cannot write state" : "cannot delete state");
+    if (put) slRecBindImage(s, q, p, img, r->op == SL_R_PACKED ? r : NULL);
+    return slFrozenStep(b, q, put ? "cannot write state" : "cannot delete state");
   }
   int64_t seq = r->seq;
   if (r->cleared) {
@@ -340,7 +365,7 @@ static int slRecWrite(slFrozen *b, const slRec *r) {
     if (rc) return rc;
     int p = slRecBindKey(r, k, q, 0);
     sqlite3_bind_int64(q, p++, seq++);
-    slRecBindImage(s, q, p, img);
+    slRecBindImage(s, q, p, img, NULL);
     rc = slFrozenStep(b, q, "cannot write a list");
     if (rc) return rc;
     img += slImageSize(s->n_val, v);

@@ -368,6 +368,12 @@ SL_PRIVATE void slCacheDrop(sl_state *s, uint32_t ix);
 /* Value and map kinds: the row of an entry, decoded into s->vout (TEXT and
 ** BLOB point into the entry); NULL when absent. *exp gets its expiry. */
 SL_PRIVATE const sl_value *slCacheRow(sl_state *s, uint32_t ix, int64_t *exp);
+/* A packed row (the layout is cache.c's) decoded into out. */
+SL_PRIVATE void slCacheUnpack(const sl_state *s, const unsigned char *p, uint32_t nulls_lo,
+                              sl_value *out, int64_t *exp);
+/* The packed row of an entry and its size (*n), to be copied whole; NULL
+** when there is none, or it is kept as read (SL_S_GENERIC). */
+SL_PRIVATE const unsigned char *slCachePacked(sl_state *s, uint32_t ix, size_t *n);
 /* The same, decoded into out (n_val values) instead. */
 SL_PRIVATE const sl_value *slCacheRowInto(sl_state *s, uint32_t ix, sl_value *out, int64_t *exp);
 /* Sets (v != NULL) or removes the row of an entry; v may point into it. */
