@@ -13,6 +13,10 @@
 #include "store/store.h"
 
 #define SL_TAB_MIN 8u
+/* The largest slot: a 16-byte head, a key area of at most 64 bytes and a
+** value area of at most 80 (a packed row of up to 64 bytes and 16 of
+** payload). */
+#define SL_SLOT_MAX 160u
 
 static uint32_t slRound8(uint32_t n) { return (n + 7u) & ~7u; }
 
@@ -177,6 +181,10 @@ int slCacheStateInit(sl_state *s) {
   else if (s->pfix <= 64) t->vin = slRound8(s->pfix + (s->nvar ? 16 : 0));
   else t->vin = 8; /* wide rows live on the heap */
   t->ss = (uint32_t)sizeof(slSlot) + t->kin + t->vin;
+  if (t->ss > SL_SLOT_MAX) return slStoreErr(st, SL_ERROR, "internal: a slot of %u bytes", t->ss);
+  /* a batch record: its 32-byte head, its place in the index, the key, the
+  ** packed row (or, for a list, a guess at its new rows) */
+  t->dcost = 32 + 8 + t->kin + (s->is_list ? 64 : slRound8(s->pfix + (s->nvar ? 16 : 0)));
   t->cap = SL_TAB_MIN;
   t->slots = slMalloc(&st->alloc, (size_t)t->cap * t->ss);
   s->vout = slMalloc(&st->alloc, sizeof *s->vout * (size_t)s->n_val);
@@ -189,6 +197,7 @@ int slCacheStateInit(sl_state *s) {
   }
   memset(t->slots, 0, (size_t)t->cap * t->ss);
   st->bytes += (size_t)t->cap * t->ss;
+  st->arrays += (size_t)t->cap * t->ss;
   s->memo_ix = SL_NOSLOT;
   s->ksig = (uint64_t)s->n_key;
   for (int i = 0; i < s->n_key; i++) s->ksig = slKeySigAdd(s->ksig, s->key[i].type);
@@ -204,7 +213,8 @@ void slListRowsFree(sl_state *s, slList *l) {
 }
 
 void slCacheListSync(sl_state *s, slList *l) {
-  size_t n = sizeof *l + l->caprows * sizeof(slRow *) + l->rowbytes;
+  size_t n = SL_HEAP(sizeof *l) + (l->caprows ? SL_HEAP(l->caprows * sizeof(slRow *)) : 0) +
+             l->rowbytes + SL_HEAP(0) * l->nrows;
   s->store->bytes = s->store->bytes - l->acct + n;
   l->acct = n;
 }
@@ -225,13 +235,13 @@ static void slValueFree(sl_state *s, slSlot *e) {
   }
   if (e->flags & SL_S_GENERIC) {
     slRow *r = slGetPtr(a);
-    st->bytes -= r->cap;
+    st->bytes -= SL_HEAP(r->cap);
     slFree(&st->alloc, r);
   } else if (e->flags & SL_S_VHEAP) {
     unsigned char *b = slGetPtr(a);
     uint32_t n;
     memcpy(&n, b, 4);
-    st->bytes -= (size_t)n + 8;
+    st->bytes -= SL_HEAP((size_t)n + 8);
     slFree(&st->alloc, b);
   }
   e->flags &= (uint16_t)~(SL_S_GENERIC | SL_S_VHEAP | SL_S_ROW);
@@ -245,7 +255,7 @@ void slCacheDrop(sl_state *s, uint32_t ix) {
   slValueFree(s, e);
   if (e->klen > t->kin) {
     slFree(&st->alloc, slSlotKey(t, e));
-    st->bytes -= e->klen;
+    st->bytes -= SL_HEAP(e->klen);
   }
   e->flags = SL_S_TOMB;
   t->used--;
@@ -261,6 +271,7 @@ void slCacheStateFree(sl_state *s) {
   for (uint32_t i = 0; i < t->cap; i++)
     if (slSlotAt(t, i)->flags & SL_S_USED) slCacheDrop(s, i);
   st->bytes -= (size_t)t->cap * t->ss;
+  st->arrays -= (size_t)t->cap * t->ss;
   slFree(&st->alloc, t->slots);
   slFree(&st->alloc, t->dirty);
   slFree(&st->alloc, s->vout);
@@ -275,34 +286,60 @@ void slCacheFree(sl_store *st) {
   for (int i = 0; i < st->nstates; i++) slCacheStateFree(st->states[i]);
 }
 
-/* Moves every entry into a new array of newcap slots (a power of two),
-** dropping the tombstones; rebuilds the dirty list. */
+/* Rehashes the table in place into newcap slots (cap or 2 * cap), dropping
+** the tombstones; rebuilds the dirty list. The array grows with realloc
+** (for large blocks the C library moves pages rather than copying them), so
+** memory does not briefly hold both an old and a new array. Every entry is
+** marked to move; each marked entry is then taken out and placed by probing
+** from its home slot, skipping entries already placed and swapping with
+** marked ones. A placed entry never skipped a marked slot, so the slots
+** emptied later are never on a placed entry's probe path. */
 static int slTabRehash(sl_state *s, uint32_t newcap) {
   sl_store *st = s->store;
   slTab *t = &s->tab;
-  unsigned char *ns = slMalloc(&st->alloc, (size_t)newcap * t->ss);
-  uint32_t nd = 0;
-  if (!ns) return slStoreErr(st, SL_NOMEM, "out of memory");
-  memset(ns, 0, (size_t)newcap * t->ss);
+  uint32_t mask = newcap - 1, nd = 0;
+  unsigned char tmp[SL_SLOT_MAX], tmp2[SL_SLOT_MAX];
+  if (newcap != t->cap) {
+    unsigned char *ns = slRealloc(&st->alloc, t->slots, (size_t)newcap * t->ss);
+    if (!ns) return slStoreErr(st, SL_NOMEM, "out of memory");
+    memset(ns + (size_t)t->cap * t->ss, 0, (size_t)(newcap - t->cap) * t->ss);
+    st->bytes += (size_t)(newcap - t->cap) * t->ss;
+    st->arrays += (size_t)(newcap - t->cap) * t->ss;
+    t->slots = ns;
+  }
   for (uint32_t i = 0; i < t->cap; i++) {
     slSlot *e = slSlotAt(t, i);
-    uint32_t j;
-    if (!(e->flags & SL_S_USED)) continue;
-    j = e->hash & (newcap - 1);
-    while (((slSlot *)(void *)(ns + (size_t)j * t->ss))->flags & SL_S_USED) j = (j + 1) & (newcap - 1);
-    memcpy(ns + (size_t)j * t->ss, e, t->ss);
-    if (e->flags & SL_S_DIRTY) {
-      /* the dirty list is at least as long as the count of dirty slots */
-      t->dirty[nd++] = j;
+    if (e->flags & SL_S_USED) e->flags |= SL_S_MOVE;
+    else e->flags = 0;
+  }
+  t->cap = newcap;
+  for (uint32_t i = 0; i < newcap; i++) {
+    slSlot *e = slSlotAt(t, i), *x = (slSlot *)(void *)tmp;
+    if (!(e->flags & SL_S_MOVE)) continue;
+    memcpy(tmp, e, t->ss);
+    memset(e, 0, t->ss);
+    x->flags &= (uint16_t)~SL_S_MOVE;
+    for (uint32_t j = x->hash & mask;; j = (j + 1) & mask) {
+      slSlot *y = slSlotAt(t, j);
+      if (!(y->flags & SL_S_USED)) {
+        memcpy(y, tmp, t->ss);
+        break;
+      }
+      if (y->flags & SL_S_MOVE) {
+        /* take its place; it is placed next, from its own home slot */
+        memcpy(tmp2, y, t->ss);
+        memcpy(y, tmp, t->ss);
+        memcpy(tmp, tmp2, t->ss);
+        x->flags &= (uint16_t)~SL_S_MOVE;
+        j = (x->hash & mask) - 1;
+      }
     }
   }
-  st->bytes = st->bytes - (size_t)t->cap * t->ss + (size_t)newcap * t->ss;
-  slFree(&st->alloc, t->slots);
-  t->slots = ns;
-  t->cap = newcap;
+  for (uint32_t i = 0; i < newcap; i++)
+    if (slSlotAt(t, i)->flags & SL_S_DIRTY) t->dirty[nd++] = i; /* it is long enough */
   t->tombs = 0;
   t->hand = 0;
-  t->ndirty = nd;
+  slCacheDirtyCount(s, nd);
   t->gen++;
   return SL_OK;
 }
@@ -365,7 +402,11 @@ int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash
   if ((uint64_t)(t->used + t->tombs + 1) * 5 > (uint64_t)t->cap * 4) {
     size_t grow = (size_t)t->cap * t->ss;
     if (t->tombs * 4 >= t->cap) rc = slTabRehash(s, t->cap);
-    else if (st->bytes + grow <= st->budget && t->cap < (1u << 30))
+    else if (st->bytes + st->dirty_est + grow <= st->budget &&
+             st->arrays + grow <= st->budget / 3 * 2 && t->cap < (1u << 30))
+      /* the slot arrays take at most two thirds of the budget: the rest is
+      ** for rows too long for a slot and for the copy a checkpoint makes of
+      ** the dirty entries */
       rc = slTabRehash(s, t->cap * 2);
     else rc = slTabMakeRoom(s);
     if (rc) return rc;
@@ -396,7 +437,7 @@ int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash
   e->klen = klen;
   if (heapkey) {
     slPutPtr((unsigned char *)(e + 1), heapkey);
-    st->bytes += klen;
+    st->bytes += SL_HEAP(klen);
   } else if (klen) {
     memcpy(e + 1, k, klen);
   }
@@ -421,8 +462,15 @@ int slCacheDirtySlow(sl_state *s, uint32_t ix) {
     t->capdirty = cap;
   }
   t->dirty[t->ndirty++] = ix;
+  s->store->dirty_est += slDirtyCost(t);
   e->flags |= SL_S_DIRTY;
   return SL_OK;
+}
+
+void slCacheDirtyCount(sl_state *s, uint32_t n) {
+  slTab *t = &s->tab;
+  s->store->dirty_est -= (size_t)(t->ndirty - n) * slDirtyCost(t);
+  t->ndirty = n;
 }
 
 int slCacheHasDirty(const sl_state *s) {
@@ -470,7 +518,7 @@ int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
     if (rc) return rc;
     slValueFree(s, e);
     slPutPtr(a, r);
-    st->bytes += r->cap;
+    st->bytes += SL_HEAP(r->cap);
     e->flags |= SL_S_ROW | SL_S_GENERIC;
     return SL_OK;
   }
@@ -501,7 +549,7 @@ int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
     slPack(s, v, exp, b + 8, &nulls);
     slValueFree(s, e);
     slPutPtr(a, b);
-    st->bytes += need + 8;
+    st->bytes += SL_HEAP(need + 8);
     e->flags |= SL_S_VHEAP;
   }
   e->nulls = nulls;
@@ -759,7 +807,7 @@ int slCacheFlushState(sl_state *s) {
   if (!v) {
     /* one entry, or no memory to sort: in the order they became dirty */
     for (uint32_t i = 0; i < t->ndirty && rc == SL_OK; i++) rc = slCacheFlushEntry(s, t->dirty[i]);
-    if (rc == SL_OK) t->ndirty = 0;
+    if (rc == SL_OK) slCacheDirtyCount(s, 0);
     return rc;
   }
   for (uint32_t i = 0; i < t->ndirty; i++) {
@@ -780,7 +828,7 @@ int slCacheFlushState(sl_state *s) {
   qsort(v, n, sizeof *v, slSortCmp);
   for (size_t i = 0; i < n && rc == SL_OK; i++) rc = slCacheFlushEntry(s, v[i].ix);
   slFree(&s->store->alloc, v);
-  if (rc == SL_OK) t->ndirty = 0;
+  if (rc == SL_OK) slCacheDirtyCount(s, 0);
   return rc;
 }
 
@@ -790,27 +838,35 @@ int slCacheFlushAll(sl_store *st) {
   return rc;
 }
 
-/* Keeps the cache within the budget: when it is over, writes every dirty
-** entry and evicts entries down to 3/4 of the budget (with budget 0, all of
-** them), giving entries used since the hand last passed a second chance.
+/* Keeps the cache within the budget. What the dirty entries would take in a
+** frozen batch counts too: room for the copy a checkpoint makes of them is
+** kept free. When it is over, every dirty entry is written; when that is not
+** enough, entries are evicted down to 3/4 of the budget (with budget 0, all
+** of them), giving entries used since the hand last passed a second chance;
+** entries held in their slots alone free nothing, so eviction stops once
+** only the slot arrays are left.
 ** The states take turns, 64 slots at a time. The entry a call just handed
 ** out stays. */
 int slCacheTrim(sl_store *st) {
   size_t budget = st->budget, low = budget / 4 * 3;
   int chance = budget > 0, rc;
   uint64_t left = 0;
-  if (st->bytes <= budget && budget > 0) return SL_OK;
+  if (st->bytes + st->dirty_est <= budget && budget > 0) return SL_OK;
   if (!st->nstates) return SL_OK;
   /* no eviction while a frozen batch is being committed: a clean entry may
   ** be newer than its row in the table until then */
   rc = slStoreSettle(st);
   if (rc == SL_OK) rc = slCacheFlushAll(st);
   if (rc) return rc;
+  if (budget > 0) {
+    if (st->bytes <= budget) return SL_OK;
+    if (low < st->arrays) low = st->arrays;
+  }
   /* every slot is looked at most twice: once to clear its bit, once more */
   for (int i = 0; i < st->nstates; i++) left += 2 * (uint64_t)st->states[i]->tab.cap;
-  while (st->bytes > low && left) {
+  while ((st->bytes > low || budget == 0) && left) {
     sl_state *s = st->states[st->hand_state % st->nstates];
-    for (int k = 0; k < 64 && left && st->bytes > low; k++, left--) {
+    for (int k = 0; k < 64 && left && (st->bytes > low || budget == 0); k++, left--) {
       if (!s->tab.used) break;
       slClockStep(s, chance);
     }

@@ -29,6 +29,9 @@ struct slRec {
 
 /* SL_R_PUT carries a row image, SL_R_PACKED the slot's packed row as it is
 ** (the common case: a plain copy). */
+/* slDirtyCost() (store.h) counts on this size. */
+_Static_assert(sizeof(struct slRec) == 32, "a batch record head is 32 bytes");
+
 enum { SL_R_PUT = 1, SL_R_PACKED, SL_R_DEL, SL_R_LIST };
 
 /* A row image: for each column a type (int32), a length (uint32) and 8
@@ -94,14 +97,14 @@ typedef struct slFreezeBuf {
   sl_store *st;
   unsigned char *p;
   size_t len, cap;
-  size_t *offs;              /* where each record starts */
+  slRecRef *offs;            /* where each record starts (.off) */
   size_t n, capn;
 } slFreezeBuf;
 
 static int slFreezeReserve(slFreezeBuf *f, size_t need) {
   if (f->n == f->capn) {
     size_t cap = f->capn ? f->capn * 2 : 256;
-    size_t *o = slRealloc(&f->st->alloc, f->offs, sizeof *o * cap);
+    slRecRef *o = slRealloc(&f->st->alloc, f->offs, sizeof *o * cap);
     if (!o) return SL_NOMEM;
     f->offs = o;
     f->capn = cap;
@@ -153,7 +156,7 @@ static int slFreezeEntry(slFreezeBuf *f, sl_state *s, uint32_t ix) {
   }
   r.vlen = (uint32_t)vlen;
   if (slFreezeReserve(f, sizeof r + klen + vlen)) return SL_NOMEM;
-  f->offs[f->n++] = f->len;
+  f->offs[f->n++].off = f->len;
   dst = f->p + f->len;
   memcpy(dst, &r, sizeof r);
   memcpy(dst + sizeof r, slSlotKey(t, e), e->klen);
@@ -204,7 +207,7 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
     size_t est = 0, n = 0;
     for (int i = 0; i < st->nstates; i++) {
       const slTab *t = &st->states[i]->tab;
-      est += (size_t)t->ndirty * (sizeof(slRec) + slPad8(t->kin) + (t->vin > 8 ? t->vin : 64));
+      est += (size_t)t->ndirty * slDirtyCost(t);
       n += t->ndirty;
     }
     if (n && (f.p = slMalloc(&st->alloc, est)) != NULL) f.cap = est;
@@ -225,10 +228,6 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
       if (rc == SL_OK) e->flags |= SL_S_FROZEN;
     }
   }
-  if (rc == SL_OK && f.n) {
-    b->recs = slMalloc(&st->alloc, sizeof *b->recs * f.n);
-    if (!b->recs) rc = SL_NOMEM;
-  }
   if (rc) {
     /* nothing is frozen: the entries stay dirty */
     for (int i = 0; i < st->nstates; i++) {
@@ -245,14 +244,18 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
     slTab *t = &s->tab;
     for (uint32_t k = 0; k < t->ndirty; k++)
       if (slSlotAt(t, t->dirty[k])->flags & SL_S_FROZEN) slFrozenEntry(s, t->dirty[k]);
-    t->ndirty = 0;
+    slCacheDirtyCount(s, 0);
   }
   b->st = st;
   b->buf = f.p;
   b->len = f.len;
-  for (size_t i = 0; i < f.n; i++) b->recs[i] = (const slRec *)(const void *)(f.p + f.offs[i]);
+  /* the offsets become pointers now that the buffer stays where it is */
+  for (size_t i = 0; i < f.n; i++) {
+    size_t off = f.offs[i].off;
+    f.offs[i].rec = (const slRec *)(const void *)(f.p + off);
+  }
+  b->recs = f.offs;
   b->nrecs = f.n;
-  slFree(&st->alloc, f.offs);
   b->hook = hook;
   b->hook_ud = ud;
   atomic_init(&b->state, SL_FROZEN_PENDING);
@@ -261,7 +264,7 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
     for (int i = 0; i < st->nstates; i++)
       if (st->states[i]->has_expires) b->ttl[b->nttl++] = st->states[i];
   }
-  b->acct = sizeof *b + f.cap + sizeof *b->recs * f.n;
+  b->acct = sizeof *b + f.cap + sizeof *b->recs * f.capn;
   st->bytes += b->acct;
   st->frozen = b;
   *out = b;
@@ -387,10 +390,36 @@ static int slRecCmp(const void *pa, const void *pb) {
   return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
+/* Heapsort of the records: in place, because the thread writing the batch
+** must not allocate (qsort may, as much again). */
+static void slRecSift(slRecRef *v, size_t i, size_t n) {
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n) return;
+    if (c + 1 < n && slRecCmp(&v[c].rec, &v[c + 1].rec) < 0) c++;
+    if (slRecCmp(&v[i].rec, &v[c].rec) >= 0) return;
+    slRecRef t = v[i];
+    v[i] = v[c];
+    v[c] = t;
+    i = c;
+  }
+}
+
+static void slRecSort(slRecRef *v, size_t n) {
+  if (n < 2) return;
+  for (size_t i = n / 2; i-- > 0;) slRecSift(v, i, n);
+  for (size_t end = n - 1; end > 0; end--) {
+    slRecRef t = v[0];
+    v[0] = v[end];
+    v[end] = t;
+    slRecSift(v, 0, end);
+  }
+}
+
 static int slFrozenWriteAll(slFrozen *b) {
   int rc = SL_OK;
-  if (b->nrecs > 1) qsort(b->recs, b->nrecs, sizeof *b->recs, slRecCmp);
-  for (size_t i = 0; i < b->nrecs && rc == SL_OK; i++) rc = slRecWrite(b, b->recs[i]);
+  slRecSort(b->recs, b->nrecs);
+  for (size_t i = 0; i < b->nrecs && rc == SL_OK; i++) rc = slRecWrite(b, b->recs[i].rec);
   return rc;
 }
 
@@ -484,3 +513,4 @@ void slStoreFrozenFree(sl_store *st, slFrozen *b) {
   slFree(&st->alloc, b->recs);
   slFree(&st->alloc, b);
 }
+

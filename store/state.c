@@ -66,7 +66,7 @@ static int slLeave(sl_state *s, int rc, uint32_t pin) {
   sl_store *st = s->store;
   st->pin_s = pin == SL_NOSLOT ? NULL : s;
   st->pin_ix = pin;
-  if ((rc == SL_OK || rc == SL_NOTFOUND) && (st->bytes > st->budget || !st->budget)) {
+  if ((rc == SL_OK || rc == SL_NOTFOUND) && (st->bytes + st->dirty_est > st->budget || !st->budget)) {
     int trc = slCacheTrim(st);
     if (trc) return trc;
   }

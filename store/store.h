@@ -52,6 +52,7 @@ typedef struct slSlot {
 #define SL_S_CLEARED 64u  /* list: the table's rows of this key must go first */
 #define SL_S_LOADED  128u /* list: rows hold the whole list */
 #define SL_S_FROZEN  512u /* frozen.c: counted while freezing */
+#define SL_S_MOVE    1024u /* cache.c: still to be placed while rehashing */
 #define SL_S_GENERIC 256u /* the row is an slRow of typed values (read from a
                              table whose cells do not have the declared types) */
 
@@ -64,6 +65,8 @@ typedef struct slTab {
   unsigned char *slots;
   uint32_t cap, used, tombs, hand;
   uint32_t ss, kin, vin;
+  uint32_t dcost;            /* about the bytes a dirty entry takes in a
+                                frozen batch (frozen.c) */
   uint32_t *dirty;
   uint32_t ndirty, capdirty;
   uint64_t gen;
@@ -129,6 +132,10 @@ struct sl_state {
 /* Changes frozen for a checkpoint (frozen.c): written and committed by
 ** whichever thread claims them first. */
 typedef struct slRec slRec;
+typedef union slRecRef {
+  size_t off;                /* while the batch is made: its offset */
+  const slRec *rec;          /* then: the record */
+} slRecRef;
 typedef int (*slFrozenHook)(void *ud);
 enum { SL_FROZEN_PENDING, SL_FROZEN_RUNNING, SL_FROZEN_DONE };
 typedef struct slFrozen {
@@ -136,7 +143,7 @@ typedef struct slFrozen {
   atomic_int state;          /* SL_FROZEN_*, changed under st->mu */
   unsigned char *buf;        /* the records */
   size_t len;
-  const slRec **recs;        /* each record, sorted before they are written */
+  slRecRef *recs;            /* each record, sorted before they are written */
   size_t nrecs;
   size_t acct;               /* bytes counted in the store's total */
   slFrozenHook hook;         /* run right after the commit, before the owner
@@ -185,6 +192,9 @@ struct sl_store {
   /* the cache: every state's table (cache.c) */
   size_t budget;             /* memory_budget less the page cache */
   size_t bytes;              /* slot arrays and the entries' heap parts */
+  size_t arrays;             /* of which the slot arrays */
+  size_t dirty_est;          /* about what the dirty entries would take in a
+                                frozen batch: kept free within the budget */
   sl_state *pin_s;           /* the entry the last call handed out */
   uint32_t pin_ix;
   int hand_state;            /* the state the eviction hand is in */
@@ -236,6 +246,10 @@ SL_PRIVATE int slStoreFlushFrozen(slFrozen *b, char *err);
 SL_PRIVATE int slStoreSettle(sl_store *st);
 /* Frees a batch (settling it first when it is the store's). */
 SL_PRIVATE void slStoreFrozenFree(sl_store *st, slFrozen *b);
+
+/* What the cache counts for a heap allocation of n bytes: n and about what
+** the C library's allocator keeps beside it. */
+#define SL_HEAP(n) ((size_t)(n) + 16)
 
 /* The count and types of a key's columns in one number: start with the
 ** count, add each column's type (3 bits each, SL_MAX_KEY_COLUMNS of them). */
@@ -314,6 +328,10 @@ SL_PRIVATE int slCacheAdd(sl_state *s, const unsigned char *k, uint32_t klen, ui
 /* Marks an entry used: eviction gives it a second chance. */
 static inline void slCacheTouch(sl_state *s, uint32_t ix) { slSlotAt(&s->tab, ix)->flags |= SL_S_REF; }
 SL_PRIVATE int slCacheDirtySlow(sl_state *s, uint32_t ix);
+/* About the bytes a dirty entry of a table takes in a frozen batch. */
+static inline size_t slDirtyCost(const slTab *t) { return t->dcost; }
+/* Sets the length of a state's dirty list, and the store's estimate. */
+SL_PRIVATE void slCacheDirtyCount(sl_state *s, uint32_t n);
 /* Marks an entry dirty (SL_NOMEM when the dirty list cannot grow). */
 static inline int slCacheDirty(sl_state *s, uint32_t ix) {
   return (slSlotAt(&s->tab, ix)->flags & SL_S_DIRTY) ? SL_OK : slCacheDirtySlow(s, ix);
