@@ -29,6 +29,11 @@ int slSnapZBegin(char *err, slZOut *z, uint64_t pledged) {
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, z->level);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_contentSizeFlag, 1);
+  /* a window of 1 MiB (levels up to 9 use 2 MiB for large inputs): the
+  ** redundancy of a database lies within and between nearby pages, so the
+  ** longer window gains nothing (0.01% on a 24 MB state file) while the
+  ** compressor, and every restore's decoder, would need 1 MiB more */
+  if (!ZSTD_isError(r) && z->level <= 9) r = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_windowLog, 20);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setPledgedSrcSize(z->cctx, pledged);
   if (ZSTD_isError(r)) return zvZstdErr(err, r, "start compressing", z->path);
   z->crc = 0;

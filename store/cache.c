@@ -797,36 +797,44 @@ static int slSortCmp(const void *a, const void *b) {
   return x->ix < y->ix ? -1 : x->ix > y->ix;
 }
 
+/* Entries sorted and written at a time: the sort keys of a chunk take
+** 256 KiB, whatever the count of dirty entries. */
+#define SL_FLUSH_CHUNK 8192u
+
 int slCacheFlushState(sl_state *s) {
   slTab *t = &s->tab;
   slSortKey *v;
-  size_t n = 0;
   int rc = SL_OK;
   if (!t->ndirty) return SL_OK;
-  v = t->ndirty > 1 ? slMalloc(&s->store->alloc, sizeof *v * t->ndirty) : NULL;
+  v = t->ndirty > 1 ? slMalloc(&s->store->alloc,
+                               sizeof *v * (t->ndirty < SL_FLUSH_CHUNK ? t->ndirty : SL_FLUSH_CHUNK))
+                    : NULL;
   if (!v) {
     /* one entry, or no memory to sort: in the order they became dirty */
     for (uint32_t i = 0; i < t->ndirty && rc == SL_OK; i++) rc = slCacheFlushEntry(s, t->dirty[i]);
     if (rc == SL_OK) slCacheDirtyCount(s, 0);
     return rc;
   }
-  for (uint32_t i = 0; i < t->ndirty; i++) {
-    uint32_t ix = t->dirty[i];
-    slSlot *e = slSlotAt(t, ix);
-    const unsigned char *k;
-    uint64_t p = 0;
-    if (!(e->flags & SL_S_DIRTY)) continue;
-    k = slSlotKey(t, e);
-    for (uint32_t b = 0; b < 8; b++) p = p << 8 | (b < e->klen ? k[b] : 0);
-    v[n].kg = e->kg;
-    v[n].ix = ix;
-    v[n].prefix = p;
-    v[n].k = k;
-    v[n].klen = e->klen;
-    n++;
+  for (uint32_t from = 0; from < t->ndirty && rc == SL_OK;) {
+    size_t n = 0;
+    for (; from < t->ndirty && n < SL_FLUSH_CHUNK; from++) {
+      uint32_t ix = t->dirty[from];
+      slSlot *e = slSlotAt(t, ix);
+      const unsigned char *k;
+      uint64_t p = 0;
+      if (!(e->flags & SL_S_DIRTY)) continue;
+      k = slSlotKey(t, e);
+      for (uint32_t b = 0; b < 8; b++) p = p << 8 | (b < e->klen ? k[b] : 0);
+      v[n].kg = e->kg;
+      v[n].ix = ix;
+      v[n].prefix = p;
+      v[n].k = k;
+      v[n].klen = e->klen;
+      n++;
+    }
+    qsort(v, n, sizeof *v, slSortCmp);
+    for (size_t i = 0; i < n && rc == SL_OK; i++) rc = slCacheFlushEntry(s, v[i].ix);
   }
-  qsort(v, n, sizeof *v, slSortCmp);
-  for (size_t i = 0; i < n && rc == SL_OK; i++) rc = slCacheFlushEntry(s, v[i].ix);
   slFree(&s->store->alloc, v);
   if (rc == SL_OK) slCacheDirtyCount(s, 0);
   return rc;
