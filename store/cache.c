@@ -49,27 +49,6 @@ static int slRowTyped(const sl_state *s, const sl_value *v) {
   return 1;
 }
 
-/* slPack() of a row without TEXT and BLOB columns. */
-static void slPackFixed(const sl_state *s, const sl_value *v, int64_t exp, unsigned char *dst,
-                        uint32_t *nulls_lo) {
-  unsigned char *col = dst + slColBase(s);
-  uint64_t nulls = 0;
-  for (int i = 0; i < s->n_val; i++, col += 8) {
-    if (v[i].type == SL_INTEGER || v[i].type == SL_REAL) {
-      memcpy(col, &v[i].v, 8); /* v.i and v.r share these 8 bytes */
-    } else {
-      memset(col, 0, 8);
-      nulls |= (uint64_t)1 << i;
-    }
-  }
-  if (s->has_expires) memcpy(dst, &exp, 8);
-  if (s->n_val > 32) {
-    uint32_t hi = (uint32_t)(nulls >> 32);
-    memcpy(dst + (s->has_expires ? 8 : 0), &hi, 4);
-  }
-  *nulls_lo = (uint32_t)nulls;
-}
-
 static void slPack(const sl_state *s, const sl_value *v, int64_t exp, unsigned char *dst,
                    uint32_t *nulls_lo) {
   unsigned char *col = dst + slColBase(s);
@@ -524,8 +503,9 @@ int slCacheSetRow(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
   }
   need = s->nvar ? slPackSize(s, v) : s->pfix;
   if (need <= t->vin && !s->nvar && !(e->flags & (SL_S_VHEAP | SL_S_GENERIC))) {
-    /* the common case: fixed-size columns, packed in place */
-    slPackFixed(s, v, exp, a, &nulls);
+    /* fixed-size columns, packed in place (slCacheSetFixed() is the
+    ** inline form of this for values that a caller has checked) */
+    slPack(s, v, exp, a, &nulls);
   } else if (need <= t->vin) {
     /* v may point into the old row: pack aside first */
     if (need > s->pack_cap) {
@@ -660,23 +640,26 @@ void slStoreColumns(sqlite3_stmt *q, int first, int n, sl_value *v) {
   }
 }
 
-/* Binds kg and the key columns of an entry (and its map key) from ?1 on;
-** returns the next parameter number. */
-static int slBindEntryKey(sl_state *s, sqlite3_stmt *q, slSlot *e, int mapkey) {
+int slStoreBindKey(sl_state *s, sqlite3_stmt *q, int kg, const unsigned char *k, uint32_t klen,
+                   int mapkey) {
   sl_value kv[SL_MAX_KEY_COLUMNS];
-  const unsigned char *k = slSlotKey(&s->tab, e);
   size_t used = 0;
   int p = 1;
   if (s->keyed) {
-    sqlite3_bind_int(q, p++, e->kg);
-    used = slKeyDecode(k, e->klen, kv, s->n_key);
+    sqlite3_bind_int(q, p++, kg);
+    used = slKeyDecode(k, klen, kv, s->n_key);
     for (int i = 0; i < s->n_key; i++) slStoreBind(q, p++, &kv[i], SQLITE_STATIC);
   }
   if (mapkey) {
-    slKeyDecode(k + used, e->klen - used, kv, s->n_mk);
+    slKeyDecode(k + used, klen - used, kv, s->n_mk);
     for (int i = 0; i < s->n_mk; i++) slStoreBind(q, p++, &kv[i], SQLITE_STATIC);
   }
   return p;
+}
+
+/* Binds the key of an entry (and its map key). */
+static int slBindEntryKey(sl_state *s, sqlite3_stmt *q, slSlot *e, int mapkey) {
+  return slStoreBindKey(s, q, e->kg, slSlotKey(&s->tab, e), e->klen, mapkey);
 }
 
 static int slBindVals(sl_state *s, sqlite3_stmt *q, int p, const sl_value *v, int64_t exp) {

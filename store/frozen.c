@@ -292,23 +292,9 @@ static int slFrozenPrepare(slFrozen *b, sl_state *s, int q, sqlite3_stmt **out) 
   return src == SQLITE_OK ? SL_OK : slFrozenFail(b, src, "cannot prepare a statement");
 }
 
-/* Binds kg and the key columns of a record (and its map key) from ?1 on;
-** returns the next parameter number. */
+/* Binds the key of a record (and its map key). */
 static int slRecBindKey(const slRec *r, const unsigned char *k, sqlite3_stmt *q, int mapkey) {
-  sl_state *s = r->s;
-  sl_value kv[SL_MAX_KEY_COLUMNS];
-  size_t used = 0;
-  int p = 1;
-  if (s->keyed) {
-    sqlite3_bind_int(q, p++, r->kg);
-    used = slKeyDecode(k, r->klen, kv, s->n_key);
-    for (int i = 0; i < s->n_key; i++) slStoreBind(q, p++, &kv[i], SQLITE_STATIC);
-  }
-  if (mapkey) {
-    slKeyDecode(k + used, r->klen - used, kv, s->n_mk);
-    for (int i = 0; i < s->n_mk; i++) slStoreBind(q, p++, &kv[i], SQLITE_STATIC);
-  }
-  return p;
+  return slStoreBindKey(r->s, q, r->kg, k, r->klen, mapkey);
 }
 
 static int slRecBindImage(sl_state *s, sqlite3_stmt *q, int p, const unsigned char *img,

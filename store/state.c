@@ -125,6 +125,26 @@ static int slLoadRow(sl_state *s, uint32_t ix, const sl_value *mk) {
   return rc;
 }
 
+/* The cache entry of key bytes k (the current key, and map key mk when not
+** NULL), made when missing and then, when `load`, filled from the table. */
+static int slEntryFind(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash,
+                       const sl_value *mk, int load, uint32_t *out) {
+  uint32_t ix = slCacheFind(s, k, klen, hash);
+  int rc = SL_OK;
+  if (ix == SL_NOSLOT) {
+    rc = slCacheAdd(s, k, klen, hash, s->keyed ? s->store->kg : -1, &ix);
+    if (rc) return rc;
+    if (load) rc = slLoadRow(s, ix, mk);
+    if (rc) {
+      slCacheDrop(s, ix);
+      return rc;
+    }
+  }
+  slCacheTouch(s, ix);
+  *out = ix;
+  return SL_OK;
+}
+
 /* The cache entry of the current key of s; created (and, when `load`,
 ** filled from the table) if missing. */
 static int slEntryOf(sl_state *s, int load, uint32_t *out) {
@@ -139,17 +159,8 @@ static int slEntryOf(sl_state *s, int load, uint32_t *out) {
     *out = s->memo_ix;
     return SL_OK;
   }
-  ix = slCacheFind(s, k, klen, hash);
-  if (ix == SL_NOSLOT) {
-    rc = slCacheAdd(s, k, klen, hash, s->keyed ? st->kg : -1, &ix);
-    if (rc) return rc;
-    if (load) rc = slLoadRow(s, ix, NULL);
-    if (rc) {
-      slCacheDrop(s, ix);
-      return rc;
-    }
-  }
-  slCacheTouch(s, ix);
+  rc = slEntryFind(s, k, klen, hash, NULL, load, &ix);
+  if (rc) return rc;
   s->memo_ix = ix;
   s->memo_gen = st->key_gen;
   s->memo_tgen = s->tab.gen;
@@ -161,10 +172,10 @@ static int slEntryOf(sl_state *s, int load, uint32_t *out) {
 static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, uint32_t *out) {
   sl_store *st = s->store;
   const char *why = "";
-  int bad = 0, rc = SL_OK;
+  int bad = 0;
   size_t klen = s->keyed ? st->klen : 0;
   size_t mlen = slKeySize(mk, s->n_mk, 0, &why, &bad), need = klen + mlen;
-  uint32_t hash, ix;
+  uint32_t hash;
   if (mlen == 0)
     return slStoreErr(st, SL_MISUSE, "state '%s': map-key column '%s' %s", s->name,
                       s->mk[bad].name, why);
@@ -183,19 +194,7 @@ static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, uint32_t *out
   if (klen) memcpy(st->mkbuf, st->kbuf, klen);
   slKeyEncode(mk, s->n_mk, st->mkbuf + klen);
   hash = slMurmur3(st->mkbuf + klen, mlen, (s->keyed ? st->khash : 0) ^ s->seed);
-  ix = slCacheFind(s, st->mkbuf, (uint32_t)need, hash);
-  if (ix == SL_NOSLOT) {
-    rc = slCacheAdd(s, st->mkbuf, (uint32_t)need, hash, s->keyed ? st->kg : -1, &ix);
-    if (rc) return rc;
-    if (load) rc = slLoadRow(s, ix, mk);
-    if (rc) {
-      slCacheDrop(s, ix);
-      return rc;
-    }
-  }
-  slCacheTouch(s, ix);
-  *out = ix;
-  return SL_OK;
+  return slEntryFind(s, st->mkbuf, (uint32_t)need, hash, mk, load, out);
 }
 
 /* Sets an entry's row and marks it dirty. */

@@ -409,6 +409,11 @@ SL_PRIVATE int slCacheFlushAll(sl_store *st);
 SL_PRIVATE int slCacheHasDirty(const sl_state *s);
 SL_PRIVATE int slCacheTrim(sl_store *st);
 SL_PRIVATE int slStoreBind(sqlite3_stmt *q, int p, const sl_value *v, sqlite3_destructor_type how);
+/* Binds key group kg and the key columns of canonical key bytes k (then the
+** map-key columns when `mapkey`) of state s from ?1 on, statically: k must
+** outlive the statement's step. Returns the next parameter number. */
+SL_PRIVATE int slStoreBindKey(sl_state *s, sqlite3_stmt *q, int kg, const unsigned char *k,
+                              uint32_t klen, int mapkey);
 SL_PRIVATE void slStoreColumns(sqlite3_stmt *q, int first, int n, sl_value *v);
 SL_PRIVATE int slRowSet(sl_store *st, slRow **row, const sl_value *v, int n, int64_t exp);
 

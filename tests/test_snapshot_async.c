@@ -59,6 +59,16 @@ static char *as_dump_snapshot(const char *target, int64_t id) {
   return as_dump(db);
 }
 
+/* Rows of `table` in the snapshot of operator wa written into target. */
+static int64_t as_count(const char *target, const char *table) {
+  char zst[4096], db[4096];
+  static int n;
+  snprintf(zst, sizeof zst, "%s/wa/0.db.zst", target);
+  snprintf(db, sizeof db, "%s/count-%d.db", test_dir(), ++n);
+  SN_OK(sl_snapshot_extract(zst, db, 0), NULL);
+  return su_count(db, table);
+}
+
 /* Rounds of: changes to both stores; a snapshot of A; A goes on with the
 ** next changes (spilling and waiting for the snapshot's commit, with the
 ** small budget) while another thread writes the snapshot; B commits at the
@@ -143,13 +153,7 @@ TEST(quick_snapshot_begin_leaves_the_file_alone) {
   SN_OK(sl_snapshot_write(sn), sn);
   ASSERT_EQ(su_count(path, "counts"), 2);
   ASSERT_OK(sl_snapshot_end(sn), st);
-  {
-    char zst[4096], db[4096];
-    snprintf(zst, sizeof zst, "%s/wa/0.db.zst", target);
-    snprintf(db, sizeof db, "%s/x.db", test_dir());
-    SN_OK(sl_snapshot_extract(zst, db, 0), NULL);
-    ASSERT_EQ(su_count(db, "counts"), 2);
-  }
+  ASSERT_EQ(as_count(target, "counts"), 2);
   su_close(st);
 }
 
@@ -175,14 +179,8 @@ TEST(quick_snapshot_owner_commits_the_frozen_changes) {
   SN_OK(sl_snapshot_write(sn), sn);
   ASSERT_OK(sl_snapshot_end(sn), st);
   su_commit(st);
-  {
-    char zst[4096], db[4096];
-    snprintf(zst, sizeof zst, "%s/wa/0.db.zst", target);
-    snprintf(db, sizeof db, "%s/x.db", test_dir());
-    SN_OK(sl_snapshot_extract(zst, db, 0), NULL);
-    ASSERT_EQ(su_count(db, "counts"), 50);
-    ASSERT_EQ(su_count(db, "sl_timers"), 0);
-  }
+  ASSERT_EQ(as_count(target, "counts"), 50);
+  ASSERT_EQ(as_count(target, "sl_timers"), 0);
   ASSERT_EQ(su_count(path, "sl_timers"), 1);
   su_close(st);
 }
@@ -216,7 +214,7 @@ TEST(quick_snapshot_two_begun_in_a_row) {
   sl_store *st = su_open("wa", 0, 1, NULL);
   sn_states s;
   sl_snapshot *sn1 = NULL, *sn2 = NULL;
-  char t1[2048], t2[2048], zst[4096], db[4096];
+  char t1[2048], t2[2048];
   sn_register(st, &s);
   for (int k = 0; k < 10; k++) sn_put_key(st, &s, k, 1);
   snprintf(t1, sizeof t1, "%s/chk-1", test_dir());
@@ -228,13 +226,7 @@ TEST(quick_snapshot_two_begun_in_a_row) {
   SN_OK(sl_snapshot_write(sn1), sn1);
   ASSERT_OK(sl_snapshot_end(sn1), st);
   ASSERT_OK(sl_snapshot_end(sn2), st);
-  snprintf(zst, sizeof zst, "%s/wa/0.db.zst", t1);
-  snprintf(db, sizeof db, "%s/x1.db", test_dir());
-  SN_OK(sl_snapshot_extract(zst, db, 0), NULL);
-  ASSERT_EQ(su_count(db, "counts"), 10);
-  snprintf(zst, sizeof zst, "%s/wa/0.db.zst", t2);
-  snprintf(db, sizeof db, "%s/x2.db", test_dir());
-  SN_OK(sl_snapshot_extract(zst, db, 0), NULL);
-  ASSERT_EQ(su_count(db, "counts"), 25);
+  ASSERT_EQ(as_count(t1, "counts"), 10);
+  ASSERT_EQ(as_count(t2, "counts"), 25);
   su_close(st);
 }
