@@ -486,6 +486,7 @@ static int slInstOpen(sl_job *job, slStage *st, slInst *in) {
   cfg.memory_budget = job->cfg.memory_budget;
   cfg.max_parallelism = job->cfg.max_parallelism;
   cfg.allocator = &job->alloc;
+  cfg.vfs = job->vfs;
   rc = sl_store_open(job->state_dir, st->name, in->index, st->par, &cfg, &in->store);
   if (rc) return slJobFail(job, rc, "cannot open the state of '%s' instance %d: %s", st->name,
                            in->index, sl_errmsg(in->store));

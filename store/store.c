@@ -297,7 +297,9 @@ static int slStoreOpenDb(sl_store *st, int create) {
   int rc, src;
   char sql[128];
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  src = sqlite3_open_v2(st->path, &st->db, flags, NULL);
+  if (st->cfg.vfs && !sqlite3_vfs_find(st->cfg.vfs))
+    return slStoreErr(st, SL_MISUSE, "no SQLite VFS named '%s' is registered", st->cfg.vfs);
+  src = sqlite3_open_v2(st->path, &st->db, flags, st->cfg.vfs);
   if (src != SQLITE_OK) return slStoreSqlErr(st, src, "cannot open the state file");
   sqlite3_extended_result_codes(st->db, 1);
   sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
