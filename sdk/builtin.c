@@ -393,7 +393,6 @@ static int slSinkSnapshot(sl_ctx *ctx, int64_t id, void *ud) {
 static int slSinkPublish(sl_ctx *ctx, slSinkInst *si, const char *path, int64_t id,
                          int64_t published, const sl_value *rows, size_t n, int64_t *written) {
   const sl_fs *fs = slCtxFs(ctx);
-  char ignored[SL_ERRMSG_MAX];
   uint64_t size = 0, off = (uint64_t)published;
   int fd = -1, rc;
   *written = 0;
@@ -411,8 +410,7 @@ static int slSinkPublish(sl_ctx *ctx, slSinkInst *si, const char *path, int64_t 
     *written += (int64_t)r[1].n;
   }
   if (rc == SL_OK) rc = slSnapSync(si->err, fs, fd, path);
-  if (fd >= 0 && slSnapClose(rc ? ignored : si->err, fs, fd, path) != SL_OK && rc == SL_OK)
-    rc = SL_IOERR;
+  if (fd >= 0) rc = slSnapCloseAfter(si->err, fs, fd, path, rc);
   return rc;
 }
 

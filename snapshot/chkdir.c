@@ -532,6 +532,16 @@ int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
   if (rc == SL_OK) rc = slSnapWriteAtomic(cd->errmsg, &cd->fs, mf, text, len, &renamed);
   if (rc == SL_OK && parent) rc = slSnapSyncDir(cd->errmsg, &cd->fs, parent);
   if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, &cd->fs, cd->dir);
+  if (rc != SL_OK && renamed) {
+    /* the MANIFEST is in place but not known to be durable: take it back,
+    ** so that a failed publication leaves no MANIFEST (should even that
+    ** fail, the checkpoint stays complete, and the message says so) */
+    char why[SL_ERRMSG_MAX];
+    if (slSnapUnlink(why, &cd->fs, mf) != SL_OK) {
+      size_t k = strlen(cd->errmsg);
+      snprintf(cd->errmsg + k, sizeof cd->errmsg - k, "; %s stays: %s", mf, why);
+    }
+  }
   if (rc == SL_OK) slKillPoint("manifest_after"); /* test hook (base.h) */
   if (rc == SL_OK && kind == SL_CHECKPOINT && cdRetain(cd, NULL) != SL_OK) {
     /* published all the same; retention runs again at the next one */

@@ -200,6 +200,12 @@ int slSnapClose(char *err, const sl_fs *fs, int fd, const char *path) {
   return SL_OK;
 }
 
+int slSnapCloseAfter(char *err, const sl_fs *fs, int fd, const char *path, int rc) {
+  char ignored[SL_ERRMSG_MAX];
+  int crc = slSnapClose(rc ? ignored : err, fs, fd, path);
+  return rc ? rc : crc;
+}
+
 int slSnapSync(char *err, const sl_fs *fs, int fd, const char *path) {
   if (fs->xSync(fs->ud, fd) != 0) return fsErr(err, "sync", path);
   return SL_OK;
@@ -330,7 +336,7 @@ int slSnapWriteAtomic(char *err, const sl_fs *fs, const char *path, const void *
   if (rc) return rc;
   rc = slSnapPwrite(err, fs, fd, p, n, 0, tmp);
   if (rc == SL_OK) rc = slSnapSync(err, fs, fd, tmp);
-  if (slSnapClose(rc ? ignored : err, fs, fd, tmp) != SL_OK && rc == SL_OK) rc = SL_IOERR;
+  rc = slSnapCloseAfter(err, fs, fd, tmp, rc);
   if (rc == SL_OK) rc = slSnapRename(err, fs, tmp, path);
   if (rc != SL_OK) {
     slSnapUnlink(ignored, fs, tmp);

@@ -208,7 +208,6 @@ static int snapStream(sl_snapshot *sn, uint64_t *peak) {
   uint32_t crc;
   slZOut z;
   int rc, fd;
-  char ignored[SL_ERRMSG_MAX];
   memset(&z, 0, sizeof z);
   rc = slSnapOpen(sn->errmsg, &sn->fs, sn->tmp_path, SL_FS_WRITE | SL_FS_CREATE | SL_FS_TRUNCATE,
                   &fd);
@@ -248,8 +247,7 @@ static int snapStream(sl_snapshot *sn, uint64_t *peak) {
   if (rc == SL_OK) slKillPoint("snapshot_written"); /* test hook (base.h) */
   if (rc == SL_OK) rc = slSnapSync(sn->errmsg, &sn->fs, fd, sn->tmp_path);
   if (rc == SL_OK) slKillPoint("snapshot_synced"); /* test hook (base.h) */
-  if (slSnapClose(rc ? ignored : sn->errmsg, &sn->fs, fd, sn->tmp_path) != SL_OK && rc == SL_OK)
-    rc = SL_IOERR;
+  rc = slSnapCloseAfter(sn->errmsg, &sn->fs, fd, sn->tmp_path, rc);
   if (rc == SL_OK) {
     crc = slSnapCrc(0, sn->head, reserve);
     sn->info.checksum = slSnapCrcCombine(crc, z.crc, z.off - reserve);
@@ -265,7 +263,6 @@ static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
   slZOut z;
   uint64_t raw = 0;
   int rc, fd;
-  char ignored[SL_ERRMSG_MAX];
   memset(&z, 0, sizeof z);
   rc = slSnapUnlink(sn->errmsg, &sn->fs, sn->raw_path);
   if (rc == SL_OK)
@@ -295,8 +292,7 @@ static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
   if (rc == SL_OK) slKillPoint("snapshot_written"); /* test hook (base.h) */
   if (rc == SL_OK) rc = slSnapSync(sn->errmsg, &sn->fs, fd, sn->tmp_path);
   if (rc == SL_OK) slKillPoint("snapshot_synced"); /* test hook (base.h) */
-  if (slSnapClose(rc ? ignored : sn->errmsg, &sn->fs, fd, sn->tmp_path) != SL_OK && rc == SL_OK)
-    rc = SL_IOERR;
+  rc = slSnapCloseAfter(sn->errmsg, &sn->fs, fd, sn->tmp_path, rc);
   *peak = raw + z.off;
   if (rc == SL_OK) {
     sn->info.checksum = z.crc;

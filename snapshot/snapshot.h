@@ -53,6 +53,9 @@ SL_PRIVATE void slSnapFsInit(sl_fs *out, const sl_fs *fs);
 SL_PRIVATE int slSnapOpen(char *err, const sl_fs *fs, const char *path, int flags, int *fd);
 /* Closes fd (a negative fd is ignored). */
 SL_PRIVATE int slSnapClose(char *err, const sl_fs *fs, int fd, const char *path);
+/* Closes fd after work that returned rc: rc, or when that is SL_OK the
+** close's own result (a failed close can report a failed write). */
+SL_PRIVATE int slSnapCloseAfter(char *err, const sl_fs *fs, int fd, const char *path, int rc);
 SL_PRIVATE int slSnapSync(char *err, const sl_fs *fs, int fd, const char *path);
 SL_PRIVATE int slSnapTruncate(char *err, const sl_fs *fs, int fd, uint64_t size,
                               const char *path);

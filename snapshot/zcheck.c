@@ -214,8 +214,7 @@ int slSnapDecompress(char *err, const sl_fs *fs, const sl_allocator *a, const ch
                  (unsigned long long)total, (unsigned long long)expect);
   if (rc == SL_OK) rc = slSnapSync(err, fs, fdout, dst);
 done:
-  if (fdout >= 0 && slSnapClose(rc ? ignored : err, fs, fdout, dst) != SL_OK && rc == SL_OK)
-    rc = SL_IOERR;
+  if (fdout >= 0) rc = slSnapCloseAfter(err, fs, fdout, dst, rc);
   slSnapClose(ignored, fs, fdin, src);
   ZSTD_freeDCtx(dctx);
   slFree(a, ibuf);
