@@ -116,7 +116,10 @@ typedef struct sl_allocator {
 ** strerror(errno) in the message; ENOENT where a name may be missing is no
 ** error (removing what is gone) or a finding (SL_NOTFOUND for what was
 ** asked for, SL_CORRUPT for a checkpoint that lacks a file). xRead and
-** xWrite are called again after EINTR and after a short count.
+** xWrite are called again after EINTR and after a short count. A failed
+** xClose of a file statelite wrote fails the operation (close can report a
+** failed write); of a file it only read, like a failed xCloseDir, it is
+** ignored: what was read is complete.
 **
 ** Threads: the functions are called from several threads at once (the SDK
 ** writes snapshots on a thread of its own while operators run on theirs,

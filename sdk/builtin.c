@@ -349,8 +349,11 @@ static const sl_state_desc slSinkStates[] = {
 typedef struct slSinkInst {
   int64_t epoch;
   slLine line;
+  slLine out;                /* lines gathered into one write */
   char err[SL_ERRMSG_MAX];
 } slSinkInst;
+
+#define SL_SINK_WRITE (64u << 10)
 
 static int slSinkOpen(sl_ctx *ctx, void *ud) {
   slSinkInst *si = sl_ctx_instance(ctx);
@@ -402,12 +405,19 @@ static int slSinkPublish(sl_ctx *ctx, slSinkInst *si, const char *path, int64_t 
     rc = slError(si->err, SL_CORRUPT, "%s holds %llu bytes but %lld were published: it was "
                  "changed by someone else", path, (unsigned long long)size, (long long)published);
   if (rc == SL_OK && size > off) rc = slSnapTruncate(si->err, fs, fd, off, path);
-  for (size_t i = 0; i < n && rc == SL_OK; i++) {
+  si->out.a = slCtxAlloc(ctx);
+  si->out.n = 0;
+  for (size_t i = 0; i <= n && rc == SL_OK; i++) {
     const sl_value *r = rows + 2 * i;
-    if (r[0].v.i > id) continue;
-    rc = slSnapPwrite(si->err, fs, fd, r[1].v.p, r[1].n, off, path);
-    off += r[1].n;
-    *written += (int64_t)r[1].n;
+    if (i < n && r[0].v.i > id) continue;
+    if (si->out.n && (i == n || si->out.n + r[1].n > SL_SINK_WRITE)) {
+      rc = slSnapPwrite(si->err, fs, fd, si->out.p, si->out.n, off, path);
+      off += si->out.n;
+      *written += (int64_t)si->out.n;
+      si->out.n = 0;
+    }
+    if (rc == SL_OK && i < n && slLineAdd(&si->out, r[1].v.p, r[1].n) != SL_OK)
+      rc = slError(si->err, SL_NOMEM, "out of memory");
   }
   if (rc == SL_OK) rc = slSnapSync(si->err, fs, fd, path);
   if (fd >= 0) rc = slSnapCloseAfter(si->err, fs, fd, path, rc);
@@ -462,7 +472,9 @@ static int slSinkClose(sl_ctx *ctx, void *ud) {
   slSinkInst *si = sl_ctx_instance(ctx);
   (void)ud;
   slFree(slCtxAlloc(ctx), si->line.p);
+  slFree(slCtxAlloc(ctx), si->out.p);
   si->line.p = NULL;
+  si->out.p = NULL;
   return SL_OK;
 }
 

@@ -8,6 +8,7 @@
 ** older checkpoints when one does not verify.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "snapshot/snapshot.h"
@@ -377,14 +378,22 @@ static int rsCheckOpen(sl_chkdir *cd, sqlite3 *db, const char *label, const char
     if (!r || strcmp(r, "ok") != 0) {
       char why[300];
       size_t used = 0;
+      int code = SL_CORRUPT;
       why[0] = 0;
       for (; src == SQLITE_ROW && used < sizeof why - 1; src = sqlite3_step(q)) {
+        const char *ec;
         r = (const char *)sqlite3_column_text(q, 0);
         if (r && strncmp(r, "*** in database", 15) == 0) r = strchr(r, '\n') ? strchr(r, '\n') + 1 : "";
         if (!r || !*r) continue;
+        /* a page SQLite could not read ("unable to get the page. error
+        ** code=266") is the file system's failure, not the snapshot's */
+        ec = strstr(r, "error code=");
+        if (ec && code == SL_CORRUPT && rsSqlRc(atoi(ec + 11)) != SL_CORRUPT)
+          code = rsSqlRc(atoi(ec + 11));
         used += (size_t)snprintf(why + used, sizeof why - used, "%s%s", used ? "; " : "", r);
       }
-      rc = slSnapCdErr(cd, SL_CORRUPT, "%s fails quick_check: %s", label, why);
+      rc = slSnapCdErr(cd, code, "%s %s quick_check: %s", label,
+                       code == SL_CORRUPT ? "fails" : "could not be read by", why);
     }
   } else {
     rc = rsSqlErr(cd, db, src, label, "quick_check failed");

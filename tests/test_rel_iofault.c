@@ -35,10 +35,11 @@ typedef struct iof {
   long count, fail_at;
   int armed, vfs, persistent, err;
   int failed;
-  char first[600];   /* the first operation failed */
+  int first_kind;    /* TF_* of the first operation failed */
+  char first[600];   /* the first operation failed, for messages */
 } iof;
 
-static iof iof_g = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, ""};
+static iof iof_g = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, ""};
 
 /* Counts the operations of the armed layer and fails number fail_at (and,
 ** when persistent, every one after it). Closes are not counted. */
@@ -50,9 +51,11 @@ static int iof_before(void *ud, tf_call *c) {
   if (f->armed && (TF_IS_VFS(c->kind) != 0) == f->vfs) {
     long n = ++f->count;
     if (n == f->fail_at || (f->persistent && n > f->fail_at)) {
-      if (!f->failed)
+      if (!f->failed) {
         snprintf(f->first, sizeof f->first, "%s (operation %ld) of %.500s", tf_kind_names[c->kind],
                  n, c->path);
+        f->first_kind = c->kind;
+      }
       f->failed = 1;
       e = f->err;
     }
@@ -70,7 +73,7 @@ static void iof_arm(long at, int persistent, int err, int vfs) {
   iof_g.vfs = vfs;
   iof_g.failed = 0;
   iof_g.first[0] = 0;
-  iof_g.armed = 1;
+  iof_g.armed = at > 0; /* 0: count nothing, fail nothing */
   pthread_mutex_unlock(&iof_g.mu);
 }
 
@@ -99,6 +102,21 @@ static const iof_mode iof_modes[] = {{0, EIO, "EIO once"},
                                      {1, EIO, "EIO persistent"},
                                      {0, ENOSPC, "ENOSPC once"},
                                      {1, ENOSPC, "ENOSPC persistent"}};
+
+/* Which N a loop tries: every one in long mode and for the quick forms of
+** "EIO once" and "ENOSPC persistent"; every 5th for the other two modes
+** (their differences to these are the code and the cleanup). */
+static long iof_stride(const iof_mode *m) {
+  if (test_long()) return 1;
+  return m->persistent == (m->err == ENOSPC) ? 1 : 5;
+}
+
+/* The library ignores a failed close of what it only read, and of a
+** directory listing: what it read was complete. */
+static int iof_ignorable(void) {
+  return iof_g.failed && !iof_g.persistent &&
+         (iof_g.first_kind == TF_CLOSEDIR || iof_g.first_kind == TF_CLOSE);
+}
 
 /* The code a failed run must return for the mode's errno. */
 static int iof_want_rc(const iof_mode *m) {
@@ -135,7 +153,7 @@ static sl_store *iof_open_store(const char *dir, int i, const char *vfs, size_t 
   sl_config c;
   sl_store *st = NULL;
   sl_config_init(&c);
-  c.vfs = vfs;
+  c.vfs = vfs ? vfs : (iof_fs(), "tf");
   c.memory_budget = budget;
   *rc = sl_store_open(dir, "wc", i, 2, &c, &st);
   return st;
@@ -156,12 +174,17 @@ static void iof_fill(sl_store **st, sn_states *s, int round) {
   }
 }
 
+/* A checkpoint directory through the test's table and VFS (NULL fs: the
+** table unarmed; syncs are not passed to the disk, which keeps the loops
+** fast). */
 static sl_chkdir *iof_chkdir(const char *dir, int keep, const sl_fs *fs, int *rc) {
   sl_chkdir_config cfg;
   sl_chkdir *cd = NULL;
+  const sl_fs *tf = iof_fs();
   sl_chkdir_config_init(&cfg);
   cfg.keep = keep;
-  cfg.fs = fs;
+  cfg.fs = fs ? fs : tf;
+  cfg.vfs = "tf";
   *rc = sl_chkdir_open(dir, &cfg, &cd);
   return cd;
 }
@@ -346,7 +369,7 @@ static int iof_take_checkpoint(const sl_fs *fs, const iof_mode *m, long n, char 
 static void iof_checkpoint_loop(const iof_mode *m) {
   const sl_fs *fs = iof_fs();
   char *want[3][2], msg[SL_ERRMSG_MAX];
-  long n;
+  long n, ops;
   int failures = 0, published_anyway = 0, stays = 0;
   tf_tree_remove(iof_path("tmpl"));
   iof_build(1);
@@ -355,7 +378,7 @@ static void iof_checkpoint_loop(const iof_mode *m) {
     want[1][i] = iof_dump(iof_path("r"), i);
     want[2][i] = iof_dump(iof_path("tmpl/state"), i); /* what checkpoint 2 will hold */
   }
-  for (n = 1; n < 100000; n++) {
+  for (n = 1; n < 100000; n += iof_stride(m)) {
     int rc, ncomplete = 0;
     int64_t newest;
     iof_reset();
@@ -379,18 +402,21 @@ static void iof_checkpoint_loop(const iof_mode *m) {
     } else {
       ASSERT_EQ(newest, 2);
     }
-    iof_same_checkpoint(1, m->name);
+    iof_same_checkpoint(1, m->name); /* so it restores as it did before */
     iof_next_start_cleans(m->name);
-    ASSERT_EQ(iof_restore_into_r(iof_path("w/chk"), 0, 2), newest);
-    for (int i = 0; i < 2; i++) {
-      char *got = iof_dump(iof_path("r"), i);
-      ASSERT_MSG(got && strcmp(got, want[newest][i]) == 0,
-                 "%s, N = %ld: instance %d does not restore to checkpoint %lld's state", m->name,
-                 n, i, (long long)newest);
-      free(got);
+    if (newest == 2) {
+      ASSERT_EQ(iof_restore_into_r(iof_path("w/chk"), 0, 2), 2);
+      for (int i = 0; i < 2; i++) {
+        char *got = iof_dump(iof_path("r"), i);
+        ASSERT_MSG(got && strcmp(got, want[2][i]) == 0,
+                   "%s, N = %ld: instance %d does not restore to checkpoint 2's state", m->name, n,
+                   i);
+        free(got);
+      }
     }
   }
   ASSERT_MSG(n > 10 && n < 100000, "the loop ended after %ld runs", n);
+  ops = iof_g.count; /* of the run without a fault */
   /* the run without a fault: checkpoint 2 is there and exact */
   ASSERT_EQ(iof_newest(iof_path("w/chk"), NULL), 2);
   ASSERT_EQ(iof_restore_into_r(iof_path("w/chk"), 0, 2), 2);
@@ -399,15 +425,664 @@ static void iof_checkpoint_loop(const iof_mode *m) {
     ASSERT(got && strcmp(got, want[2][i]) == 0);
     free(got);
   }
-  printf("checkpoint, %s: %ld operations; %d runs failed with %s (%d leaving the complete "
-         "checkpoint 2: its MANIFEST could not be taken back), %d published with retention "
-         "failing\n", m->name, n - 1, failures, sl_errstr(iof_want_rc(m)), stays, published_anyway);
+  printf("checkpoint, %s: %ld operations, N stride %ld; %d runs failed with %s (%d leaving the "
+         "complete checkpoint 2: its MANIFEST could not be taken back), %d published with "
+         "retention failing\n", m->name, ops, iof_stride(m), failures, sl_errstr(iof_want_rc(m)),
+         stays, published_anyway);
   for (int k = 1; k <= 2; k++)
     for (int i = 0; i < 2; i++) free(want[k][i]);
   tf_teardown();
 }
 
-TEST(quick_rel_iofault_checkpoint_eio_once) { iof_checkpoint_loop(&iof_modes[0]); }
+TEST(rel_iofault_checkpoint_eio_once) { iof_checkpoint_loop(&iof_modes[0]); }
 TEST(quick_rel_iofault_checkpoint_eio) { iof_checkpoint_loop(&iof_modes[1]); }
 TEST(quick_rel_iofault_checkpoint_enospc_once) { iof_checkpoint_loop(&iof_modes[2]); }
-TEST(quick_rel_iofault_checkpoint_enospc) { iof_checkpoint_loop(&iof_modes[3]); }
+TEST(rel_iofault_checkpoint_enospc) { iof_checkpoint_loop(&iof_modes[3]); }
+
+/* ---- a restore, also rescaled ------------------------------------------------ */
+
+/* Restores the newest checkpoint of w/chk into w/state with parallelism p1;
+** the open is not armed, the restore is. */
+static int iof_do_restore(const sl_fs *fs, const iof_mode *m, long n, int p1, int64_t *got,
+                          char *msg) {
+  sl_rescale rs = {"wc", p1};
+  int rc;
+  sl_chkdir *cd = iof_chkdir(iof_path("w/chk"), 10, fs, &rc);
+  SN_OK(rc, cd);
+  iof_arm(n, m->persistent, m->err, 0);
+  rc = sl_chkdir_restore(cd, 0, NULL, iof_path("w/state"), &rs, 1, got);
+  snprintf(msg, SL_ERRMSG_MAX, "%s", sl_errmsg(cd));
+  iof_disarm();
+  SN_OK(sl_chkdir_close(cd), NULL);
+  return rc;
+}
+
+/* Whether instance j of dir holds `dump` (NULL: no file): by the file's
+** bytes when they are those of `hash`, else by its rows. */
+static int iof_holds(const char *dir, int j, const char *dump, uint64_t hash) {
+  char p[4096], *d;
+  uint64_t size = 0;
+  int same;
+  su_db_path(p, sizeof p, dir, "wc", j);
+  if (!su_exists(p)) return dump == NULL;
+  if (!dump) return 0;
+  if (hash && tf_file_hash(p, &size) == hash) return 1;
+  d = iof_dump(dir, j);
+  same = d && strcmp(d, dump) == 0;
+  free(d);
+  return same;
+}
+
+static uint64_t iof_hash_of(const char *dir, int j) {
+  char p[4096];
+  uint64_t size = 0;
+  su_db_path(p, sizeof p, dir, "wc", j);
+  return su_exists(p) ? tf_file_hash(p, &size) : 0;
+}
+
+static void iof_restore_loop(const iof_mode *m, int p1) {
+  const sl_fs *fs = iof_fs();
+  char *before[4] = {NULL, NULL, NULL, NULL}, *after[4] = {NULL, NULL, NULL, NULL};
+  char msg[SL_ERRMSG_MAX], *chk_tree;
+  uint64_t hbefore[4] = {0, 0, 0, 0}, hafter[4] = {0, 0, 0, 0};
+  int nfiles = p1 > 2 ? p1 : 2, failures = 0, mixed = 0;
+  long n, ops;
+  ASSERT(p1 <= 4);
+  tf_tree_remove(iof_path("tmpl"));
+  iof_build(2); /* checkpoints 1 and 2; the state files hold round 2 */
+  ASSERT_EQ(iof_restore_into_r(iof_path("tmpl/chk"), 2, p1), 2);
+  for (int j = 0; j < nfiles; j++) {
+    before[j] = iof_dump(iof_path("tmpl/state"), j);
+    after[j] = iof_dump(iof_path("r"), j);
+  }
+  for (int j = 0; j < nfiles; j++) {
+    hbefore[j] = iof_hash_of(iof_path("tmpl/state"), j);
+    hafter[j] = iof_hash_of(iof_path("r"), j);
+  }
+  chk_tree = tf_tree(iof_path("tmpl/chk"));
+  for (n = 1; n < 100000; n += iof_stride(m)) {
+    int64_t got = -1;
+    int rc, nbefore = 0, nafter = 0;
+    char *t;
+    iof_reset();
+    rc = iof_do_restore(fs, m, n, p1, &got, msg);
+    if (rc == SL_OK && !iof_g.failed) break;
+    if (rc != SL_OK) {
+      iof_check_failure(m, n, rc, msg);
+      ASSERT_EQ(got, 0);
+      failures++;
+    } else {
+      /* an I/O error must not make the restore fall back to checkpoint 1 */
+      ASSERT_MSG(got == 2, "%s, N = %ld (%s): restored checkpoint %lld", m->name, n, iof_g.first,
+                 (long long)got);
+    }
+    /* the checkpoints are untouched */
+    t = tf_tree(iof_path("w/chk"));
+    ASSERT_MSG(strcmp(t, chk_tree) == 0, "%s, N = %ld: the restore changed the checkpoints",
+               m->name, n);
+    free(t);
+    /* every state file is intact and holds what it held before or the
+    ** restored state (a failed restore may have installed some instances;
+    ** restoring again completes it) */
+    for (int j = 0; j < nfiles; j++) {
+      int is_after = iof_holds(iof_path("w/state"), j, after[j], hafter[j]);
+      int is_before = !is_after && iof_holds(iof_path("w/state"), j, before[j], hbefore[j]);
+      ASSERT_MSG(is_before || is_after, "%s, N = %ld (%s): instance %d holds neither the state "
+                 "before nor the one restored", m->name, n, iof_g.first, j);
+      if (rc == SL_OK) ASSERT(is_after);
+      nbefore += is_before;
+      nafter += is_after;
+    }
+    mixed += nbefore && nafter;
+    /* the next restore completes it and leaves nothing behind */
+    iof_g.failed = 0;
+    ASSERT_OK(iof_do_restore(NULL, m, 0, p1, &got, msg), NULL);
+    ASSERT_EQ(got, 2);
+    for (int j = 0; j < nfiles; j++)
+      ASSERT_MSG(iof_holds(iof_path("w/state"), j, after[j], hafter[j]),
+                 "%s, N = %ld: restoring again does not give the checkpoint's state", m->name, n);
+    ASSERT(!su_exists(iof_path("w/state/wc/.restore")));
+  }
+  ASSERT_MSG(n > 10 && n < 100000, "the loop ended after %ld runs", n);
+  ops = iof_g.count; /* of the run without a fault */
+  for (int j = 0; j < nfiles; j++) {
+    char *d = iof_dump(iof_path("w/state"), j);
+    ASSERT((!d && !after[j]) || (d && after[j] && strcmp(d, after[j]) == 0));
+    free(d);
+  }
+  ASSERT(!su_exists(iof_path("w/state/wc/.restore")));
+  printf("restore to %d instance(s), %s: %ld operations, N stride %ld; %d runs failed with %s, "
+         "%d of them with some instances installed and others not\n", p1, m->name, ops,
+         iof_stride(m), failures, sl_errstr(iof_want_rc(m)), mixed);
+  for (int j = 0; j < nfiles; j++) {
+    free(before[j]);
+    free(after[j]);
+  }
+  free(chk_tree);
+  tf_teardown();
+}
+
+TEST(rel_iofault_restore_eio_once) { iof_restore_loop(&iof_modes[0], 2); }
+TEST(quick_rel_iofault_restore_eio) { iof_restore_loop(&iof_modes[1], 2); }
+TEST(quick_rel_iofault_restore_enospc_once) { iof_restore_loop(&iof_modes[2], 2); }
+TEST(rel_iofault_restore_enospc) { iof_restore_loop(&iof_modes[3], 2); }
+TEST(rel_iofault_rescale_eio_once) { iof_restore_loop(&iof_modes[0], 3); }
+TEST(quick_rel_iofault_rescale_eio) { iof_restore_loop(&iof_modes[1], 3); }
+TEST(quick_rel_iofault_rescale_enospc_once) { iof_restore_loop(&iof_modes[2], 3); }
+TEST(rel_iofault_rescale_enospc) { iof_restore_loop(&iof_modes[3], 3); }
+
+/* ---- garbage removal and retention --------------------------------------------- */
+
+static void iof_gc_loop(const iof_mode *m) {
+  const sl_fs *fs = iof_fs();
+  char *want[2], msg[SL_ERRMSG_MAX], *tmpl_tree, *tmpl4;
+  int failures = 0;
+  long n, ops;
+  tf_tree_remove(iof_path("tmpl"));
+  iof_build(4);
+  /* garbage: an unfinished checkpoint 5 and a MANIFEST.tmp left in 4 */
+  ASSERT_EQ(mkdir(iof_path("tmpl/chk/chk-5"), 0777), 0);
+  ASSERT_EQ(mkdir(iof_path("tmpl/chk/chk-5/wc"), 0777), 0);
+  su_write_file(iof_path("tmpl/chk/chk-5/wc/0.db.zst.tmp"), "half", 4);
+  tf_copy_file(iof_path("tmpl/chk/chk-4/MANIFEST"), iof_path("tmpl/chk/chk-4/MANIFEST.tmp"));
+  ASSERT_EQ(iof_restore_into_r(iof_path("tmpl/chk"), 4, 2), 4);
+  for (int i = 0; i < 2; i++) want[i] = iof_dump(iof_path("r"), i);
+  tf_tree_remove(iof_path("tmpl/chk/chk-4/MANIFEST.tmp")); /* the restore's open removed it */
+  tf_copy_file(iof_path("tmpl/chk/chk-4/MANIFEST"), iof_path("tmpl/chk/chk-4/MANIFEST.tmp"));
+  if (!su_exists(iof_path("tmpl/chk/chk-5"))) {
+    ASSERT_EQ(mkdir(iof_path("tmpl/chk/chk-5"), 0777), 0);
+    ASSERT_EQ(mkdir(iof_path("tmpl/chk/chk-5/wc"), 0777), 0);
+    su_write_file(iof_path("tmpl/chk/chk-5/wc/0.db.zst.tmp"), "half", 4);
+  }
+  tmpl_tree = tf_tree(iof_path("tmpl/chk"));
+  tmpl4 = iof_subtree(tmpl_tree, "chk-4/");
+  for (n = 1; n < 100000; n += iof_stride(m)) {
+    int rc, removed = 0;
+    sl_chkdir *cd;
+    char *t, *t4;
+    iof_reset();
+    iof_arm(n, m->persistent, m->err, 0);
+    cd = iof_chkdir(iof_path("w/chk"), 1, fs, &rc);
+    if (rc == SL_OK) rc = sl_chkdir_gc(cd, &removed);
+    snprintf(msg, sizeof msg, "%s", sl_errmsg(cd));
+    iof_disarm();
+    SN_OK(sl_chkdir_close(cd), NULL);
+    if (rc == SL_OK && !iof_g.failed) break;
+    ASSERT_MSG(rc != SL_OK || iof_ignorable(), "%s, N = %ld (%s): the fault went unnoticed",
+               m->name, n, iof_g.first);
+    if (rc != SL_OK) {
+      iof_check_failure(m, n, rc, msg);
+      failures++;
+    }
+    /* the newest checkpoint is untouched (its MANIFEST.tmp may be gone) */
+    t = tf_tree(iof_path("w/chk"));
+    t4 = iof_subtree(t, "chk-4/");
+    {
+      char *a = strstr(tmpl4, "chk-4/MANIFEST.tmp"), *b = strstr(t4, "chk-4/MANIFEST.tmp");
+      su_buf x = {0, 0, 0};
+      su_addf(&x, "%.*s%s", (int)(a - tmpl4), tmpl4, strchr(a, '\n') + 1);
+      if (b) ASSERT_MSG(strcmp(t4, tmpl4) == 0, "%s, N = %ld: checkpoint 4 changed", m->name, n);
+      else ASSERT_MSG(strcmp(t4, x.p) == 0, "%s, N = %ld: checkpoint 4 changed:\n%s", m->name, n,
+                      t4);
+      free(x.p);
+    }
+    /* an older checkpoint is whole, or has lost its MANIFEST first */
+    for (int k = 1; k <= 3; k++) {
+      char prefix[32], mfline[64], *a, *b;
+      snprintf(prefix, sizeof prefix, "chk-%d/", k);
+      snprintf(mfline, sizeof mfline, "chk-%d/MANIFEST ", k);
+      a = iof_subtree(tmpl_tree, prefix);
+      b = iof_subtree(t, prefix);
+      if (strstr(b, mfline))
+        ASSERT_MSG(strcmp(a, b) == 0, "%s, N = %ld (%s): checkpoint %d has its MANIFEST but not "
+                   "all its files", m->name, n, iof_g.first, k);
+      free(a);
+      free(b);
+    }
+    free(t4);
+    free(t);
+    ASSERT_EQ(iof_newest(iof_path("w/chk"), NULL), 4);
+  }
+  ASSERT_MSG(n > 10 && n < 100000, "the loop ended after %ld runs", n);
+  ops = iof_g.count; /* of the run without a fault */
+  /* the run without a fault left checkpoint 4 alone, and no garbage */
+  ASSERT_EQ(iof_restore_into_r(iof_path("w/chk"), 0, 2), 4);
+  for (int i = 0; i < 2; i++) {
+    char *got = iof_dump(iof_path("r"), i);
+    ASSERT(got && strcmp(got, want[i]) == 0);
+    free(got);
+  }
+  {
+    char *t = tf_tree(iof_path("w/chk")), *t4 = iof_subtree(t, "chk-4/");
+    ASSERT_MSG(strlen(t4) == strlen(t) && !strstr(t, ".tmp") && !strstr(t, "chk-5"),
+               "after garbage removal and retention:\n%s", t);
+    free(t4);
+    free(t);
+  }
+  printf("garbage removal and retention, %s: %ld operations, N stride %ld; %d runs failed with "
+         "%s\n", m->name, ops, iof_stride(m), failures, sl_errstr(iof_want_rc(m)));
+  for (int i = 0; i < 2; i++) free(want[i]);
+  free(tmpl_tree);
+  free(tmpl4);
+  tf_teardown();
+}
+
+TEST(rel_iofault_gc_eio_once) { iof_gc_loop(&iof_modes[0]); }
+TEST(quick_rel_iofault_gc_eio) { iof_gc_loop(&iof_modes[1]); }
+TEST(quick_rel_iofault_gc_enospc_once) { iof_gc_loop(&iof_modes[2]); }
+TEST(rel_iofault_gc_enospc) { iof_gc_loop(&iof_modes[3]); }
+
+/* ---- the state file under the VFS shim ------------------------------------------ */
+
+/* The states of the fixture that a store's life uses (registering a part
+** of them is allowed), without asserting: registration reads the file. */
+static int iof_register(sl_store *st, sn_states *s) {
+  sl_column k = su_col("k", SL_INTEGER), cv[2], x = su_col("x", SL_INTEGER);
+  sl_state_desc d;
+  int rc;
+  cv[0] = su_col("n", SL_INTEGER);
+  cv[1] = su_col("note", SL_TEXT);
+  memset(s, 0, sizeof *s);
+  memset(&d, 0, sizeof d);
+  d.name = "counts";
+  d.kind = SL_VALUE_STATE;
+  d.n_key = 1;
+  d.key = &k;
+  d.n_value = 2;
+  d.value = cv;
+  rc = sl_state_register(st, &d, &s->counts);
+  if (rc) return rc;
+  memset(&d, 0, sizeof d);
+  d.name = "events";
+  d.kind = SL_LIST_STATE;
+  d.n_key = 1;
+  d.key = &k;
+  d.n_value = 1;
+  d.value = &x;
+  return sl_state_register(st, &d, &s->events);
+}
+
+/* Round 3 of counts and events, without asserting. */
+static int iof_write_round(sl_store *st, const sn_states *s, int i) {
+  int rc = SL_OK;
+  for (int64_t k = 500; k < 560 && rc == SL_OK; k++) {
+    sl_value key = sl_int(k), v[2], row = sl_int(k * 7);
+    if (iof_owner(k, 2) != i) continue;
+    rc = sl_store_set_key(st, &key, 1, NULL);
+    v[0] = sl_int(k);
+    v[1] = sl_text("round 3");
+    if (rc == SL_OK) rc = sl_value_update(s->counts, v);
+    if (rc == SL_OK) rc = sl_list_add(s->events, &row);
+    if (rc == SL_OK && k % 5 == 0) {
+      const sl_value *got; /* a read of a key written in an earlier round */
+      sl_value old = sl_int(k % 200);
+      rc = sl_store_set_key(st, &old, 1, NULL);
+      if (rc == SL_OK && iof_owner(k % 200, 2) == i) {
+        rc = sl_value_get(s->counts, &got);
+        if (rc == SL_NOTFOUND) rc = SL_OK;
+      } else if (rc == SL_MISUSE) {
+        rc = SL_OK; /* another instance's key */
+      }
+    }
+  }
+  return rc;
+}
+
+/* A store's whole life over the shim "tf", with the cache off so that
+** every access is SQLite's: both instances of w/state opened, round 3
+** written and committed, checkpoint 2 taken (the snapshot's read connection
+** reads through the shim too) and published, the history row committed,
+** closed. The VFS's operations are armed (vfs = 1), nothing else. */
+static int iof_store_life(const iof_mode *m, long n, char *msg) {
+  sl_store *st[2] = {NULL, NULL};
+  sl_snapshot *sn[2] = {NULL, NULL};
+  sl_snapshot_info info[2];
+  sn_states s[2];
+  const char *target = NULL;
+  int rc = SL_OK, orc;
+  sl_chkdir *cd = iof_chkdir(iof_path("w/chk"), 2, NULL, &orc);
+  SN_OK(orc, cd);
+  SN_OK(sl_chkdir_target(cd, 2, NULL, &target), cd);
+  msg[0] = 0;
+  iof_arm(n, m->persistent, m->err, 1);
+#define IOF_STEP(call, h) do { if (rc == SL_OK) { rc = (call); \
+    if (rc) snprintf(msg, SL_ERRMSG_MAX, "%s", sl_errmsg(h)); } } while (0)
+  for (int i = 0; i < 2; i++) {
+    if (rc == SL_OK) {
+      st[i] = iof_open_store(iof_path("w/state"), i, "tf", 0, &rc);
+      if (rc) snprintf(msg, SL_ERRMSG_MAX, "%s", sl_errmsg(st[i]));
+    }
+    IOF_STEP(iof_register(st[i], &s[i]), st[i]);
+    IOF_STEP(iof_write_round(st[i], &s[i], i), st[i]);
+    IOF_STEP(sl_store_commit(st[i]), st[i]);
+  }
+  for (int i = 0; i < 2; i++) {
+    IOF_STEP(sl_snapshot_begin(st[i], target, 2, SL_CHECKPOINT, NULL, &sn[i]), st[i]);
+    IOF_STEP(sl_snapshot_write(sn[i]), sn[i]);
+    IOF_STEP(sl_snapshot_get_info(sn[i], &info[i]), sn[i]);
+  }
+  IOF_STEP(sl_chkdir_publish(cd, 2, NULL, info, 2), cd);
+  for (int i = 0; i < 2; i++) {
+    if (sn[i]) {
+      int erc = sl_snapshot_end(sn[i]);
+      if (rc == SL_OK && erc) {
+        rc = erc;
+        snprintf(msg, SL_ERRMSG_MAX, "%s", sl_errmsg(st[i]));
+      }
+    }
+    IOF_STEP(sl_store_commit(st[i]), st[i]);
+  }
+  for (int i = 0; i < 2; i++) {
+    int crc = st[i] ? sl_store_close(st[i]) : SL_OK;
+    if (rc == SL_OK && crc) {
+      rc = crc;
+      snprintf(msg, SL_ERRMSG_MAX, "sl_store_close: %s", sl_errstr(crc));
+    }
+  }
+#undef IOF_STEP
+  iof_disarm();
+  if (rc) sl_chkdir_discard(cd, 2, NULL);
+  SN_OK(sl_chkdir_close(cd), NULL);
+  return rc;
+}
+
+/* The state file is intact (integrity_check ok). */
+static void iof_integrity(const char *db, const char *what) {
+  char *r = su_sql(db, "PRAGMA integrity_check");
+  ASSERT_MSG(strcmp(r, "ok\n") == 0 || strcmp(r, "ok") == 0, "%s: %s: %s", what, db, r);
+  free(r);
+}
+
+static void iof_vfs_loop(const iof_mode *m) {
+  char *before[2], *after[2], *chk1[2], msg[SL_ERRMSG_MAX];
+  int failures = 0, codes[16] = {0};
+  su_buf unnoticed = {0, 0, 0};
+  long n, ops;
+  iof_fs();
+  tf_tree_remove(iof_path("tmpl"));
+  iof_build(1);
+  ASSERT_EQ(iof_restore_into_r(iof_path("tmpl/chk"), 1, 2), 1);
+  for (int i = 0; i < 2; i++) {
+    before[i] = iof_dump(iof_path("tmpl/state"), i);
+    chk1[i] = iof_dump(iof_path("r"), i);
+  }
+  iof_reset(); /* the life without a fault gives the state after */
+  ASSERT_OK(iof_store_life(m, 0, msg), NULL);
+  for (int i = 0; i < 2; i++) after[i] = iof_dump(iof_path("w/state"), i);
+  for (n = 1; n < 100000; n += iof_stride(m)) {
+    int rc, ncomplete = 0;
+    int64_t newest;
+    iof_reset();
+    rc = iof_store_life(m, n, msg);
+    if (rc == SL_OK && !iof_g.failed) break;
+    ASSERT_MSG(iof_g.failed, "%s, N = %ld: %s without a fault: %s", m->name, n, sl_errstr(rc), msg);
+    if (rc != SL_OK) {
+      /* EIO is SL_IOERR; ENOSPC is SL_FULL where SQLite writes, and where it
+      ** opens or reads what SQLite calls an I/O error */
+      ASSERT_MSG(rc == SL_IOERR || (m->err == ENOSPC && rc == SL_FULL),
+                 "%s, N = %ld (%s): got %s: %s", m->name, n, iof_g.first, sl_errstr(rc), msg);
+      ASSERT_MSG(msg[0] && strcmp(msg, "not an error") != 0, "%s, N = %ld (%s): no message",
+                 m->name, n, iof_g.first);
+      failures++;
+      codes[rc & 15]++;
+    } else {
+      su_addf(&unnoticed, "%s%s", unnoticed.n ? ", " : "", tf_kind_names[iof_g.first_kind]);
+    }
+    /* each state file is intact and holds the last commit before or after */
+    for (int i = 0; i < 2; i++) {
+      char db[4096], *d;
+      su_db_path(db, sizeof db, iof_path("w/state"), "wc", i);
+      iof_integrity(db, m->name);
+      d = iof_dump(iof_path("w/state"), i);
+      ASSERT_MSG(d && (strcmp(d, before[i]) == 0 || strcmp(d, after[i]) == 0),
+                 "%s, N = %ld (%s): instance %d holds neither the state before nor after: %s",
+                 m->name, n, iof_g.first, i, msg);
+      free(d);
+    }
+    newest = iof_newest(iof_path("w/chk"), &ncomplete);
+    ASSERT_MSG(newest == 1 || newest == 2, "%s, N = %ld: newest checkpoint %lld", m->name, n,
+               (long long)newest);
+    iof_same_checkpoint(1, m->name);
+    iof_next_start_cleans(m->name);
+    ASSERT_EQ(iof_restore_into_r(iof_path("w/chk"), 0, 2), newest);
+    for (int i = 0; i < 2; i++) {
+      char *got = iof_dump(iof_path("r"), i);
+      ASSERT_MSG(got && strcmp(got, newest == 1 ? chk1[i] : after[i]) == 0,
+                 "%s, N = %ld: checkpoint %lld does not restore to its state", m->name, n,
+                 (long long)newest);
+      free(got);
+    }
+  }
+  ASSERT_MSG(n > 10 && n < 100000, "the loop ended after %ld runs", n);
+  ops = iof_g.count;
+  for (int i = 0; i < 2; i++) {
+    char *d = iof_dump(iof_path("w/state"), i);
+    ASSERT(d && strcmp(d, after[i]) == 0);
+    free(d);
+    free(before[i]);
+    free(after[i]);
+    free(chk1[i]);
+  }
+  printf("a store's life over the VFS shim, %s: %ld VFS operations, N stride %ld; %d runs failed "
+         "(%d SL_IOERR, %d SL_FULL); faults SQLite absorbed: %s\n", m->name, ops, iof_stride(m),
+         failures, codes[SL_IOERR], codes[SL_FULL], unnoticed.p ? unnoticed.p : "none");
+  free(unnoticed.p);
+  tf_teardown();
+}
+
+TEST(rel_iofault_vfs_eio_once) { iof_vfs_loop(&iof_modes[0]); }
+TEST(quick_rel_iofault_vfs_eio) { iof_vfs_loop(&iof_modes[1]); }
+TEST(quick_rel_iofault_vfs_enospc_once) { iof_vfs_loop(&iof_modes[2]); }
+TEST(rel_iofault_vfs_enospc) { iof_vfs_loop(&iof_modes[3]); }
+
+/* ---- a whole SDK job ----------------------------------------------------------- */
+
+/* Job A: generator (2) -> key_by -> sequence checker (2) -> exactly-once
+** file sink; job B: file source -> file sink. They run in w/ (state, chk,
+** out.txt, in.txt) with the test's table (and VFS); in.txt is job B's. */
+typedef struct iof_job {
+  int file_source;
+  int64_t count;             /* records (A) or lines (B) */
+  int64_t interval_ms;       /* 0: only the final checkpoint */
+  int vfs;                   /* the faults are the VFS's */
+} iof_job;
+
+static int iof_run_job(const iof_job *j, char *msg) {
+  sl_job_config cfg;
+  sl_generator_config gen;
+  sl_source src;
+  sl_operator check, sink;
+  sl_job *job = NULL;
+  const char *key = "key";
+  int s0, s1, s2, rc;
+  sl_job_config_init(&cfg);
+  cfg.state_dir = iof_path("w/state");
+  cfg.checkpoint_dir = iof_path("w/chk");
+  cfg.checkpoint_interval_ms = j->interval_ms;
+  cfg.channel_capacity = 64;
+  cfg.fs = iof_fs();
+  cfg.vfs = "tf";
+  memset(&gen, 0, sizeof gen);
+  gen.count = j->count;
+  gen.keys = 13;
+  gen.records_per_read = 16;
+  gen.delay_us_per_read = j->interval_ms ? 300 : 0;
+  if (j->file_source) sl_file_source(&src, iof_path("w/in.txt"));
+  else sl_generator_source(&src, &gen);
+  sdk_checker(&check);
+  sl_file_sink(&sink, iof_path("w/out.txt"));
+  rc = sl_job_new(&cfg, &job);
+  if (rc == SL_OK) rc = sl_job_source(job, "src", &src, j->file_source ? 1 : 2, &s0);
+  if (j->file_source) {
+    if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
+    if (rc == SL_OK) rc = sl_job_connect(job, s0, s2, SL_FORWARD, NULL, 0);
+  } else {
+    if (rc == SL_OK) rc = sl_job_operator(job, "check", &check, 2, &s1);
+    if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
+    if (rc == SL_OK) rc = sl_job_connect(job, s0, s1, SL_KEY_BY, &key, 1);
+    if (rc == SL_OK) rc = sl_job_connect(job, s1, s2, SL_REBALANCE, NULL, 0);
+  }
+  if (rc == SL_OK) rc = sl_job_run(job);
+  snprintf(msg, SL_ERRMSG_MAX, "%s", rc ? sl_errmsg(job) : "");
+  sl_job_free(job);
+  return rc;
+}
+
+/* The input of job B: lines of varying length. */
+static void iof_write_input(const char *path, int64_t lines) {
+  su_buf b = {0, 0, 0};
+  su_addf(&b, "%s", "");
+  for (int64_t i = 0; i < lines; i++) su_addf(&b, "line %lld %.*s\n", (long long)i, (int)(i % 23), "abcdefghijklmnopqrstuvwxyz");
+  su_write_file(path, b.p, b.n);
+  free(b.p);
+}
+
+/* What the output must be once the job has completed. */
+static char *iof_expected(const iof_job *j) {
+  su_buf b = {0, 0, 0};
+  char *sorted;
+  su_addf(&b, "%s", "");
+  if (j->file_source) {
+    size_t n = 0;
+    char *in = su_read_file(iof_path("w/in.txt"), &n);
+    ASSERT(in);
+    free(b.p);
+    return in;
+  }
+  for (int64_t i = 0; i < j->count; i++)
+    su_addf(&b, "%lld\t%lld\t\n", (long long)(i % 13), (long long)(i / 13));
+  sorted = sdk_sorted(b.p);
+  free(b.p);
+  return sorted;
+}
+
+static void iof_check_output(const iof_job *j, const char *want, const char *what, long n) {
+  char *out = sdk_read(iof_path("w/out.txt")), *got;
+  ASSERT_MSG(!strstr(out, "GAP") && !strstr(out, "DUP"), "%s, N = %ld: a gap or a duplicate",
+             what, n);
+  got = j->file_source ? out : sdk_sorted(out);
+  ASSERT_MSG(strcmp(got, want) == 0, "%s, N = %ld: the output differs from an uninterrupted run's "
+             "(%zu bytes, want %zu)", what, n, strlen(got), strlen(want));
+  if (got != out) free(got);
+  free(out);
+}
+
+/* The template run: killed (kill point manifest_after) once its first
+** checkpoint is published, in the middle of its input. */
+static int iof_first_run(void *arg) {
+  const iof_job *j = arg;
+  char msg[SL_ERRMSG_MAX];
+  setenv("SL_KILL_POINT", "manifest_after", 1);
+  return iof_run_job(j, msg) == SL_OK ? 0 : 1;
+}
+
+static void iof_job_loop(const iof_mode *m, const iof_job *j) {
+  iof_job first = *j;
+  char msg[SL_ERRMSG_MAX], *want, *tmpl_tree;
+  int64_t tmpl_newest;
+  long n, ops, stride, runs = 0;
+  int failures = 0, completed_anyway = 0;
+  iof_fs();
+  tf_tree_remove(iof_path("tmpl"));
+  tf_tree_remove(iof_path("w"));
+  ASSERT_EQ(mkdir(iof_path("w"), 0777), 0);
+  if (j->file_source) iof_write_input(iof_path("w/in.txt"), j->count);
+  /* the template: a run that dies after its first checkpoint, in the
+  ** middle of its input (slowed down, checkpoints every 2 ms) */
+  first.interval_ms = 2;
+  ASSERT_EQ(sdk_run_child(iof_first_run, &first), 128 + SIGKILL);
+  ASSERT_EQ(rename(iof_path("w"), iof_path("tmpl")), 0);
+  tmpl_newest = iof_newest(iof_path("tmpl/chk"), NULL);
+  ASSERT(tmpl_newest >= 1);
+  tmpl_tree = tf_tree(iof_path("tmpl/chk"));
+  /* a run without faults: how many operations, what comes out */
+  iof_reset();
+  iof_arm(1L << 40, m->persistent, m->err, j->vfs);
+  ASSERT_MSG(iof_run_job(j, msg) == SL_OK, "the run without faults: %s", msg);
+  ops = iof_disarm();
+  want = iof_expected(j);
+  iof_check_output(j, want, "without faults", 0);
+  stride = test_long() ? 1 : ops / 24 + 1;
+  for (n = 1; n < 1000000; n += stride) {
+    int rc;
+    int64_t newest;
+    iof_reset();
+    iof_arm(n, m->persistent, m->err, j->vfs);
+    rc = iof_run_job(j, msg);
+    iof_disarm();
+    runs++;
+    if (rc == SL_OK && !iof_g.failed) break;
+    if (rc != SL_OK) {
+      if (j->vfs)
+        ASSERT_MSG(iof_g.failed && (rc == SL_IOERR || (m->err == ENOSPC && rc == SL_FULL)),
+                   "%s, N = %ld (%s): got %s: %s", m->name, n, iof_g.first, sl_errstr(rc), msg);
+      else
+        iof_check_failure(m, n, rc, msg);
+      ASSERT_MSG(msg[0], "%s, N = %ld: no message", m->name, n);
+      failures++;
+    } else {
+      completed_anyway++; /* retention only reports; SQLite absorbs some */
+    }
+    /* the newest complete checkpoint: the one before, byte-identical, or a
+    ** newer one that verifies */
+    newest = iof_newest(iof_path("w/chk"), NULL);
+    ASSERT_MSG(newest >= tmpl_newest, "%s, N = %ld: checkpoint %lld is gone", m->name, n,
+               (long long)tmpl_newest);
+    if (newest == tmpl_newest) {
+      iof_same_checkpoint(newest, m->name);
+    } else {
+      int vrc;
+      sl_chkdir *cd = iof_chkdir(iof_path("w/chk"), 10, NULL, &vrc);
+      SN_OK(vrc, cd);
+      SN_OK(sl_chkdir_verify(cd, newest, NULL), cd);
+      sl_chkdir_close(cd);
+    }
+    /* the next run, without faults, cleans up and completes the job exactly */
+    iof_arm(0, 0, 0, 0);
+    ASSERT_MSG(iof_run_job(j, msg) == SL_OK, "%s, N = %ld (%s): the run after: %s", m->name, n,
+               iof_g.first, msg);
+    iof_check_output(j, want, m->name, n);
+    iof_next_start_cleans(m->name);
+    {
+      char *t = tf_tree(iof_path("w/state"));
+      ASSERT_MSG(!strstr(t, ".restore"), "%s, N = %ld: a restore directory is left:\n%s", m->name,
+                 n, t);
+      free(t);
+    }
+  }
+  ASSERT_MSG(n > 10 && n < 1000000, "the loop ended after %ld runs", n);
+  iof_check_output(j, want, "the last run", n);
+  printf("a job (%s, %lld %s, %s), %s faults, %s: %ld operations, N stride %ld; %ld runs, %d "
+         "failed with an error, %d completed\n", j->file_source ? "file source" : "generator",
+         (long long)j->count, j->file_source ? "lines" : "records",
+         j->interval_ms ? "periodic checkpoints" : "a final checkpoint",
+         j->vfs ? "VFS" : "file table", m->name, ops, stride, runs, failures, completed_anyway);
+  free(want);
+  free(tmpl_tree);
+  tf_teardown();
+}
+
+static const iof_job iof_job_gen = {0, 2000, 0, 0};
+static const iof_job iof_job_file = {1, 20000, 0, 0};
+static const iof_job iof_job_gen_vfs = {0, 2000, 0, 1};
+static const iof_job iof_job_periodic = {0, 4000, 10, 0};
+
+TEST(quick_rel_iofault_job_eio_once) { iof_job_loop(&iof_modes[0], &iof_job_gen); }
+TEST(rel_iofault_job_enospc) { iof_job_loop(&iof_modes[3], &iof_job_gen); }
+TEST(rel_iofault_job_file_source_eio_once) { iof_job_loop(&iof_modes[0], &iof_job_file); }
+TEST(rel_iofault_job_vfs_eio_once) { iof_job_loop(&iof_modes[0], &iof_job_gen_vfs); }
+TEST(rel_iofault_job_vfs_enospc) { iof_job_loop(&iof_modes[3], &iof_job_gen_vfs); }
+
+/* Long mode: the other modes, and a job with intermediate checkpoints. */
+TEST(rel_iofault_job_all_modes) {
+  if (!test_long()) {
+    printf("long mode only (SL_TEST_LONG=1): every N of every mode, file table and VFS\n");
+    return;
+  }
+  for (int k = 0; k < 4; k++) {
+    iof_job_loop(&iof_modes[k], &iof_job_gen);
+    iof_job_loop(&iof_modes[k], &iof_job_file);
+    iof_job_loop(&iof_modes[k], &iof_job_gen_vfs);
+    iof_job_loop(&iof_modes[k], &iof_job_periodic);
+  }
+}
