@@ -348,6 +348,7 @@ static const sl_state_desc slSinkStates[] = {
 
 typedef struct slSinkInst {
   int64_t epoch;
+  int dir_synced;            /* the file's name is durable */
   slLine line;
   slLine out;                /* lines gathered into one write */
   char err[SL_ERRMSG_MAX];
@@ -391,8 +392,10 @@ static int slSinkSnapshot(sl_ctx *ctx, int64_t id, void *ud) {
 
 /* Writes the lines of epochs <= id at offset `published` of the file,
 ** cutting off what follows (output of a checkpoint that is not the one
-** restored: it will be produced again), and syncs the file. *written gets
-** the bytes. */
+** restored: it will be produced again), and makes them durable: the data
+** with a sync of the file, the file's name, once per run, with a sync of
+** its directory (a file created and never named durably could vanish in a
+** power loss with its published output). *written gets the bytes. */
 static int slSinkPublish(sl_ctx *ctx, slSinkInst *si, const char *path, int64_t id,
                          int64_t published, const sl_value *rows, size_t n, int64_t *written) {
   const sl_fs *fs = slCtxFs(ctx);
@@ -421,6 +424,10 @@ static int slSinkPublish(sl_ctx *ctx, slSinkInst *si, const char *path, int64_t 
   }
   if (rc == SL_OK) rc = slSnapSync(si->err, fs, fd, path);
   if (fd >= 0) rc = slSnapCloseAfter(si->err, fs, fd, path, rc);
+  if (rc == SL_OK && !si->dir_synced) {
+    rc = slSnapSyncParent(si->err, fs, path);
+    if (rc == SL_OK) si->dir_synced = 1;
+  }
   return rc;
 }
 

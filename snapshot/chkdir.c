@@ -290,7 +290,9 @@ int sl_chkdir_open(const char *dir, const sl_chkdir_config *cfg, sl_chkdir **out
       return slSnapCdErr(cd, SL_NOTFOUND, "checkpoint directory %s does not exist", cd->dir);
     return rc;
   }
-  rc = slSnapMkdirs(cd->errmsg, &cd->fs, cd->dir, 0);
+  /* durable: a checkpoint published in a directory whose own name could be
+  ** lost in a power loss would be lost with it */
+  rc = slSnapMkdirs(cd->errmsg, &cd->fs, cd->dir, 1);
   if (rc == SL_OK) rc = cdRemoveGarbage(cd);
   return rc;
 }

@@ -753,10 +753,12 @@ static char *rsRestoreDir(rsCtx *x, const slMfOp *op) {
   return slSnapPrintf(&x->cd->alloc, "%s/%s/.restore", x->state_dir, op->name);
 }
 
-/* Makes (or empties) <state_dir>/<op>/.restore. */
+/* Makes (or empties) <state_dir>/<op>/.restore. The directories made on
+** the way are durable: the state directory and the operator's would
+** otherwise take the installed files with them in a power loss. */
 static int rsFreshDir(rsCtx *x, const char *rdir) {
   int rc = slSnapRemoveTree(x->cd->errmsg, &x->cd->fs, &x->cd->alloc, rdir, NULL);
-  if (rc == SL_OK) rc = slSnapMkdirs(x->cd->errmsg, &x->cd->fs, rdir, 0);
+  if (rc == SL_OK) rc = slSnapMkdirs(x->cd->errmsg, &x->cd->fs, rdir, 1);
   return rc;
 }
 
