@@ -826,7 +826,9 @@ typedef struct sl_generator_config {
 SL_API void sl_generator_source(sl_source *src, const sl_generator_config *cfg);
 
 /* A file of lines: records (line TEXT), ts = the byte offset of the line.
-** Position: the byte offset. One instance (parallelism 1). `path` must outlive the job. */
+** Position: the byte offset. One instance (parallelism 1). The file is read
+** through the job's file layer (sl_job_config.fs). `path` must outlive the
+** job. */
 SL_API void sl_file_source(sl_source *src, const char *path);
 
 /* Prints every record as a tab-separated line to a stdio stream. */
@@ -834,9 +836,11 @@ SL_API void sl_print_sink(sl_operator *op, void *stdio_file);
 
 /* An exactly-once file sink: the fields of each record are written as one
 ** tab-separated line. Output of checkpoint n is pending until n completes;
-** then it is appended to `path`. After any crash and restart the file holds
-** the output of the completed checkpoints exactly once. Parallelism 1.
-** `path` must outlive the job. */
+** then it is appended to `path`, and the file (and, once per run, its
+** directory) synced before the checkpoint's state records it as published.
+** After any crash or power loss and restart the file holds the output of
+** the completed checkpoints exactly once. Parallelism 1. `path` must
+** outlive the job. */
 SL_API void sl_file_sink(sl_operator *op, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -1042,7 +1046,11 @@ SL_API int sl_chkdir_target(sl_chkdir *cd, int64_t id, const char *savepoint,
 ** directories without a MANIFEST older than the oldest kept go too.
 ** Errors: SL_MISUSE (bad arguments, read-only), SL_MISMATCH (files that do
 ** not form a checkpoint), SL_NOTFOUND (a file is missing), SL_IOERR,
-** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST. Retention that
+** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST: one renamed
+** into place before a directory sync failed is removed again; only when
+** even that removal fails does it stay (the checkpoint is then complete)
+** and sl_errmsg(cd) says so. Once it has returned SL_OK the checkpoint
+** survives a power loss (docs/FORMAT.md, "Durability"). Retention that
 ** fails after the MANIFEST is written does not fail the publication: it is
 ** reported through the report callback and tried again next time. */
 SL_API int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
@@ -1117,7 +1125,12 @@ typedef struct sl_rescale {
 ** state is copied to every instance. *restored (may be NULL) gets the id.
 ** Returns SL_OK; SL_NOTFOUND when there is no checkpoint (or no such
 ** savepoint); SL_CORRUPT when none verifies (the message lists why each
-** failed); SL_MISUSE, SL_MISMATCH, SL_IOERR, SL_FULL, SL_NOMEM. */
+** failed); SL_MISUSE, SL_MISMATCH, SL_IOERR, SL_FULL, SL_NOMEM. An I/O
+** error (also one SQLite meets while checking a database) is returned as it
+** is, never taken for a damaged checkpoint, so it makes no fallback. After
+** a failure some instances may have been replaced and others not; restoring
+** again completes it. Once it has returned SL_OK the restored files survive
+** a power loss. */
 SL_API int sl_chkdir_restore(sl_chkdir *cd, int64_t id, const char *savepoint,
                              const char *state_dir, const sl_rescale *rescale,
                              int n_rescale, int64_t *restored);

@@ -96,12 +96,12 @@ static void tf_after(tf_call *c, int failed) {
   if (tf_g.hooks.after) tf_g.hooks.after(tf_g.hooks.ud, c);
 }
 
-static const char *tf_fd_path(int fd) {
-  const char *p = "?";
+/* The path fd was opened with, copied into buf (4096 bytes). */
+static const char *tf_fd_path(int fd, char *buf) {
   pthread_mutex_lock(&tf_g.mu);
-  if (fd >= 0 && fd < TF_MAXFD && tf_g.fd_path[fd]) p = tf_g.fd_path[fd];
+  snprintf(buf, 4096, "%s", fd >= 0 && fd < TF_MAXFD && tf_g.fd_path[fd] ? tf_g.fd_path[fd] : "?");
   pthread_mutex_unlock(&tf_g.mu);
-  return p;
+  return buf;
 }
 
 static void tf_fd_set(int fd, const char *path) {
@@ -141,7 +141,8 @@ static int tf_open(void *ud, const char *path, int flags) {
 }
 
 static int64_t tf_read(void *ud, int fd, void *buf, size_t n, uint64_t off) {
-  tf_call c = TF_CALL(TF_READ, tf_fd_path(fd), NULL, fd);
+  char pbuf[4096];
+  tf_call c = TF_CALL(TF_READ, tf_fd_path(fd, pbuf), NULL, fd);
   c.off = off;
   c.n = n;
   ssize_t k;
@@ -159,7 +160,8 @@ static int64_t tf_read(void *ud, int fd, void *buf, size_t n, uint64_t off) {
 }
 
 static int64_t tf_write(void *ud, int fd, const void *buf, size_t n, uint64_t off) {
-  tf_call c = TF_CALL(TF_WRITE, tf_fd_path(fd), NULL, fd);
+  char pbuf[4096];
+  tf_call c = TF_CALL(TF_WRITE, tf_fd_path(fd, pbuf), NULL, fd);
   c.off = off;
   c.n = n;
   ssize_t k;
@@ -177,7 +179,8 @@ static int64_t tf_write(void *ud, int fd, const void *buf, size_t n, uint64_t of
 }
 
 static int tf_sync(void *ud, int fd) {
-  tf_call c = TF_CALL(TF_SYNC, tf_fd_path(fd), NULL, fd);
+  char pbuf[4096];
+  tf_call c = TF_CALL(TF_SYNC, tf_fd_path(fd, pbuf), NULL, fd);
   int r, e;
   (void)ud;
   if ((e = tf_before(&c)) != 0) {
@@ -192,7 +195,8 @@ static int tf_sync(void *ud, int fd) {
 }
 
 static int tf_truncate(void *ud, int fd, uint64_t size) {
-  tf_call c = TF_CALL(TF_TRUNCATE, tf_fd_path(fd), NULL, fd);
+  char pbuf[4096];
+  tf_call c = TF_CALL(TF_TRUNCATE, tf_fd_path(fd, pbuf), NULL, fd);
   c.off = size;
   int r, e;
   (void)ud;
@@ -208,7 +212,8 @@ static int tf_truncate(void *ud, int fd, uint64_t size) {
 }
 
 static int tf_size(void *ud, int fd, uint64_t *size) {
-  tf_call c = TF_CALL(TF_SIZE, tf_fd_path(fd), NULL, fd);
+  char pbuf[4096];
+  tf_call c = TF_CALL(TF_SIZE, tf_fd_path(fd, pbuf), NULL, fd);
   struct stat sb;
   int r, e;
   (void)ud;
@@ -225,12 +230,13 @@ static int tf_size(void *ud, int fd, uint64_t *size) {
 }
 
 static int tf_close(void *ud, int fd) {
-  tf_call c = TF_CALL(TF_CLOSE, tf_fd_path(fd), NULL, fd);
+  char pbuf[4096];
+  tf_call c = TF_CALL(TF_CLOSE, tf_fd_path(fd, pbuf), NULL, fd);
   int r, e, fail = tf_before(&c);
   (void)ud;
+  tf_fd_set(fd, NULL); /* before the number can be handed out again */
   r = close(fd);
   e = errno;
-  tf_fd_set(fd, NULL);
   tf_after(&c, r != 0);
   errno = fail ? fail : e;
   return fail ? -1 : r;

@@ -12,7 +12,9 @@
 ** entries (or, now and then, all of its current ones, as if the file system
 ** had committed them), each file its durable content with what was written
 ** since dropped, kept or garbled sector by sector, or its size cut or
-** stretched -- drawn from a printed seed.
+** stretched -- drawn from a printed seed. Only unsynced bytes are garbled:
+** a write is assumed not to damage bytes it does not write (SQLite's
+** default assumption, "powersafe overwrite").
 **
 ** Then, before the job restarts:
 **   - every checkpoint with a MANIFEST verifies (a MANIFEST that survives
@@ -449,16 +451,16 @@ static void pl_write_crashed_file(const char *dst, int node, char **paths, su_rn
         memset(b, 0, sizeof b);
         if (s < nd) memcpy(a, d + s, nd - s < k ? nd - s : k);
         if (s < nc) memcpy(b, c + s, nc - s < k ? nc - s : k);
-        if (memcmp(a, b, k) == 0) {
-          memcpy(out + s, a, k);
-          continue;
-        }
-        switch (su_rand_below(r, 3)) {
-          case 0: memcpy(out + s, a, k); break;
-          case 1: memcpy(out + s, b, k); break;
-          default:
-            for (size_t i = 0; i < k; i++) out[s + i] = (char)su_rand(r);
-            break;
+        /* only what is not durable can be lost or garbled: bytes written
+        ** since the last sync (they differ) and bytes past the synced size
+        ** (a write tears only the bytes it writes, as SQLite assumes by
+        ** default: "powersafe overwrite") */
+        uint32_t how_sector = su_rand_below(r, 3);
+        for (size_t i = 0; i < k; i++) {
+          int synced = s + i < nd && a[i] == b[i];
+          if (synced || how_sector == 0) out[s + i] = (char)a[i];
+          else if (how_sector == 1) out[s + i] = (char)b[i];
+          else out[s + i] = (char)su_rand(r);
         }
       }
       st->garbled++;
