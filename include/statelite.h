@@ -104,8 +104,9 @@ typedef struct sl_allocator {
 **
 ** A NULL sl_fs pointer means POSIX. A NULL function in a table means the
 ** POSIX call too, so a table may replace only some calls -- it must then
-** hand out real file descriptors as handles, since the POSIX calls will get
-** them -- or all of them, and then handles are whatever it likes (>= 0).
+** hand out real file descriptors (and DIR pointers of opendir(3)) as
+** handles, since the POSIX calls will get them -- or all of them, and then
+** handles are whatever it likes (file handles >= 0).
 ** The table is copied when a handle is made (sl_chkdir_open(),
 ** sl_snapshot_begin(), sl_job_new()); `ud` must stay valid while any of
 ** them is in use.

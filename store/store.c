@@ -62,6 +62,16 @@ int slStoreExec(sl_store *st, const char *sql, const char *what) {
 
 int slStoreBegin(sl_store *st) {
   int rc;
+  if (st->in_txn && sqlite3_get_autocommit(st->db)) {
+    /* SQLite rolled the transaction back after an earlier failure (a read
+    ** that failed can do that too, and its caller may have gone on): a
+    ** write now would be committed on its own, outside the transaction */
+    st->in_txn = 0;
+    st->failed = 1;
+    return slStoreErr(st, SL_ERROR, "an earlier failure made SQLite roll back the transaction of "
+                      "%s; the uncommitted changes are lost, close and reopen the store to "
+                      "continue from the last commit", st->path ? st->path : "the store");
+  }
   if (st->in_txn) return SL_OK;
   rc = slStoreExec(st, "BEGIN IMMEDIATE", "cannot begin a write transaction");
   if (rc == SL_OK) st->in_txn = 1;

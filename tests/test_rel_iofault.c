@@ -1088,3 +1088,171 @@ TEST(rel_iofault_job_all_modes) {
     iof_job_loop(&iof_modes[k], &iof_job_periodic);
   }
 }
+
+/* ---- the table's contract ------------------------------------------------------- */
+
+static int iof_syncs, iof_dirsyncs;
+
+static int iof_count_sync(void *ud, int fd) {
+  (void)ud;
+  iof_syncs++;
+  return fsync(fd);
+}
+
+static int iof_count_syncdir(void *ud, const char *path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+  (void)ud;
+  iof_dirsyncs++;
+  if (fd < 0) return -1;
+  r = fsync(fd);
+  close(fd);
+  return r;
+}
+
+/* A table that replaces only xSync and xSyncDir: every other call is the
+** POSIX one, and the checkpoint is whole. Unknown VFS names are refused. */
+TEST(quick_rel_fs_table_partial_and_unknown_vfs) {
+  sl_fs fs;
+  sl_snapshot_config sc;
+  sl_chkdir_config cc;
+  sl_config c;
+  sl_job_config jc;
+  sl_chkdir *cd = NULL;
+  sl_store *st = NULL;
+  sl_job *job = NULL;
+  sl_snapshot *sn = NULL;
+  sl_snapshot_info info;
+  sn_states s;
+  const char *target = NULL;
+  memset(&fs, 0, sizeof fs);
+  fs.xSync = iof_count_sync;
+  fs.xSyncDir = iof_count_syncdir;
+  sl_chkdir_config_init(&cc);
+  cc.fs = &fs;
+  SN_OK(sl_chkdir_open(iof_path("chk"), &cc, &cd), cd);
+  ASSERT_OK(sl_store_open(iof_path("state"), "wc", 0, 1, NULL, &st), st);
+  sn_register(st, &s);
+  sn_put_key(st, &s, 7, 1);
+  sl_snapshot_config_init(&sc);
+  sc.fs = &fs;
+  SN_OK(sl_chkdir_target(cd, 1, NULL, &target), cd);
+  ASSERT_OK(sl_snapshot_begin(st, target, 1, SL_CHECKPOINT, &sc, &sn), st);
+  SN_OK(sl_snapshot_write(sn), sn);
+  SN_OK(sl_snapshot_get_info(sn, &info), sn);
+  ASSERT_OK(sl_snapshot_end(sn), st);
+  ASSERT_EQ(iof_syncs, 1); /* the snapshot file */
+  SN_OK(sl_chkdir_publish(cd, 1, NULL, &info, 1), cd);
+  ASSERT_EQ(iof_syncs, 2); /* and the MANIFEST */
+  /* the snapshot's directory, the operator's, chk-1 and the checkpoint
+  ** directory, and (sl_chkdir_open) the parent of the directory it made */
+  ASSERT_MSG(iof_dirsyncs >= 5, "%d directory syncs", iof_dirsyncs);
+  SN_OK(sl_chkdir_verify(cd, 1, NULL), cd);
+  su_close(st);
+  sl_chkdir_close(cd);
+  /* unknown VFS names: SL_MISUSE, naming it */
+  sl_config_init(&c);
+  c.vfs = "no-such-vfs";
+  ASSERT_RC(sl_store_open(iof_path("state"), "wc", 0, 1, &c, &st), SL_MISUSE, st);
+  ASSERT(su_contains(sl_errmsg(st), "no-such-vfs"));
+  sl_store_close(st);
+  cc.vfs = "no-such-vfs";
+  ASSERT_RC(sl_chkdir_open(iof_path("chk"), &cc, &cd), SL_MISUSE, cd);
+  ASSERT(su_contains(sl_errmsg(cd), "no-such-vfs"));
+  sl_chkdir_close(cd);
+  sl_job_config_init(&jc);
+  jc.state_dir = iof_path("state");
+  jc.checkpoint_dir = iof_path("chk");
+  jc.vfs = "no-such-vfs";
+  ASSERT_RC(sl_job_new(&jc, &job), SL_MISUSE, job);
+  ASSERT(su_contains(sl_errmsg(job), "no-such-vfs"));
+  sl_job_free(job);
+}
+
+/* A read that fails inside the store's transaction, whose error the caller
+** ignores, then more writes and a commit: the file must hold the previous
+** commit or all of the transaction, never a part of it. The store has 6,000
+** keys, no cache of its own and the smallest page cache, so that reads and
+** writes reach the VFS inside the transaction. */
+static int iof_read_then_commit(long n, const iof_mode *m) {
+  sl_store *st = NULL;
+  sn_states s;
+  sl_config c;
+  int rc;
+  iof_arm(0, 0, 0, 0);
+  sl_config_init(&c);
+  c.vfs = "tf";
+  c.memory_budget = 0;
+  c.page_cache_bytes = 1;
+  ASSERT_OK(sl_store_open(iof_path("w/state"), "one", 0, 1, &c, &st), st);
+  ASSERT_OK(iof_register(st, &s), st);
+  iof_arm(n, m->persistent, m->err, 1);
+  for (int64_t i = 0; i < 600; i++) {
+    int64_t k = (i * 7919) % 6000;
+    sl_value key = sl_int(k), v[2];
+    const sl_value *got;
+    if (sl_store_set_key(st, &key, 1, NULL) != SL_OK) continue;
+    (void)sl_value_get(s.counts, &got); /* errors ignored, on purpose */
+    v[0] = sl_int(k + 1000);
+    v[1] = sl_text("the second round, a little longer than the first");
+    (void)sl_value_update(s.counts, v);
+  }
+  rc = sl_store_commit(st);
+  iof_disarm();
+  sl_store_close(st);
+  return rc;
+}
+
+static char *iof_dump_one(void) {
+  char db[4096];
+  su_db_path(db, sizeof db, iof_path("w/state"), "one", 0);
+  iof_integrity(db, "the state file");
+  return su_dump_states(db);
+}
+
+TEST(rel_iofault_vfs_ignored_read_error) {
+  const iof_mode *m = &iof_modes[0];
+  char *before, *after;
+  int runs = 0, failed = 0;
+  long n, ops;
+  sl_store *st = NULL;
+  sn_states s;
+  iof_fs();
+  tf_tree_remove(iof_path("tmpl"));
+  ASSERT_OK(sl_store_open(iof_path("tmpl/state"), "one", 0, 1, NULL, &st), st);
+  ASSERT_OK(iof_register(st, &s), st);
+  for (int64_t k = 0; k < 6000; k++) {
+    sl_value key = sl_int(k), v[2];
+    ASSERT_OK(sl_store_set_key(st, &key, 1, NULL), st);
+    v[0] = sl_int(k);
+    v[1] = sl_text("the first round");
+    ASSERT_OK(sl_value_update(s.counts, v), st);
+  }
+  su_commit(st);
+  su_close(st);
+  iof_reset();
+  before = iof_dump_one();
+  ASSERT_OK(iof_read_then_commit(1L << 40, m), NULL);
+  ops = iof_g.count;
+  after = iof_dump_one();
+  ASSERT(strcmp(before, after) != 0);
+  for (n = 1; n < 100000; n += iof_stride(m) * (ops > 200 ? ops / 200 : 1)) {
+    char *d;
+    int rc;
+    iof_reset();
+    rc = iof_read_then_commit(n, m);
+    runs++;
+    d = iof_dump_one();
+    ASSERT_MSG(strcmp(d, before) == 0 || strcmp(d, after) == 0,
+               "N = %ld (%s): the commit returned %s and the file holds a part of the "
+               "transaction", n, iof_g.first, sl_errstr(rc));
+    if (rc == SL_OK) ASSERT_MSG(strcmp(d, after) == 0, "N = %ld: committed, but not all", n);
+    else failed++;
+    free(d);
+    if (rc == SL_OK && !iof_g.failed) break;
+  }
+  printf("%ld VFS operations, %d runs, %d failed commits, none with a part of the transaction "
+         "in the file\n", ops, runs, failed);
+  free(before);
+  free(after);
+  tf_teardown();
+}
