@@ -31,6 +31,8 @@
 ** plus random ones, each followed by a second crash at a random point of
 ** the restarted run. A restore into a fresh directory and a checkpoint of
 ** a stopped store must also be durable once they have returned.
+** SL_TEST_SEED=<the printed seed> replays a run's crash points and power
+** losses (not its threads' timing).
 */
 #include <signal.h>
 #include <sqlite3.h>
@@ -762,6 +764,14 @@ static void pl_check_final(int64_t count) {
 
 /* ---- the test ------------------------------------------------------------------------------ */
 
+/* The seed: SL_TEST_SEED when set (to replay the crash points and what each
+** power loss keeps; the threads' timing is not replayed), else the clock. */
+static uint64_t pl_seed(uint64_t salt) {
+  const char *e = getenv("SL_TEST_SEED");
+  if (e && *e) return strtoull(e, NULL, 10);
+  return (uint64_t)time(NULL) ^ ((uint64_t)getpid() << salt);
+}
+
 static void pl_setup(void) {
   pl = mmap(NULL, sizeof *pl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT(pl != MAP_FAILED);
@@ -779,7 +789,7 @@ static void pl_fresh(void) {
 TEST(rel_power_loss_job) {
   const int64_t count = test_long() ? 6000 : 3000;
   const int sweep = test_long() ? 150 : 16, randoms = test_long() ? 150 : 8;
-  uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+  uint64_t seed = pl_seed(20);
   pl_run run;
   pl_stats st;
   long total;
@@ -925,7 +935,7 @@ static void pl_fill_stores(void) {
 
 TEST(rel_power_loss_after_restore_and_savepoint) {
   const int rounds = test_long() ? 40 : 8;
-  uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+  uint64_t seed = pl_seed(16);
   char *want[2];
   pl_stats st;
   pl_setup();
