@@ -16,9 +16,13 @@
 ** complete checkpoint is byte-identical to the one before, or is the new
 ** one and verifies, and restores to exactly the state before or after the
 ** operation; what a failure leaves behind is removed by the next start
-** (sl_chkdir_open()) and retention. Long mode (SL_TEST_LONG) runs every N of
-** the SDK job and a job with intermediate checkpoints; the quick form of the
-** job samples N with a stride.
+** (sl_chkdir_open()) and retention. Every N is tried for "EIO once" and
+** "ENOSPC persistent", every 5th for the other two modes (names quick_),
+** and all of them in long mode (SL_TEST_LONG); the job loops sample about
+** 25 values of N, and take every N in long mode, where a job with periodic
+** checkpoints runs too. Also: a read error the caller ignores must not let
+** later writes escape the store's transaction, and the table's contract (a
+** partial table, unknown VFS names).
 */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -152,8 +156,9 @@ static int iof_owner(int64_t k, int p) {
 static sl_store *iof_open_store(const char *dir, int i, const char *vfs, size_t budget, int *rc) {
   sl_config c;
   sl_store *st = NULL;
+  iof_fs(); /* the shim "tf" is registered */
   sl_config_init(&c);
-  c.vfs = vfs ? vfs : (iof_fs(), "tf");
+  c.vfs = vfs ? vfs : "tf";
   c.memory_budget = budget;
   *rc = sl_store_open(dir, "wc", i, 2, &c, &st);
   return st;
