@@ -90,6 +90,112 @@ typedef struct sl_allocator {
 } sl_allocator;
 
 /* ------------------------------------------------------------------------ */
+/* File system                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Every file-system call statelite makes for checkpoints and savepoints
+** (snapshot files, MANIFESTs), restore, retention and garbage removal, and
+** for the SDK's file source and exactly-once file sink goes through one of
+** these functions, so that a program can put its own file layer underneath
+** and tests can fail or simulate any call (a power loss, a full disk). What
+** SQLite does with a database file is SQLite's business and goes through an
+** SQLite VFS instead (sl_config.vfs, sl_chkdir_config.vfs); statelite's own
+** directory creation for state files (sl_store_open()) is plain POSIX.
+**
+** A NULL sl_fs pointer means POSIX. A NULL function in a table means the
+** POSIX call too, so a table may replace only some calls -- it must then
+** hand out real file descriptors (and DIR pointers of opendir(3)) as
+** handles, since the POSIX calls will get them -- or all of them, and then
+** handles are whatever it likes (file handles >= 0).
+** The table is copied when a handle is made (sl_chkdir_open(),
+** sl_snapshot_begin(), sl_job_new()); `ud` must stay valid while any of
+** them is in use.
+**
+** Conventions, those of POSIX: on failure a function returns -1 (xOpenDir
+** NULL) and sets errno. statelite turns ENOSPC and EDQUOT into SL_FULL,
+** ENOMEM into SL_NOMEM and any other errno into SL_IOERR, with
+** strerror(errno) in the message; ENOENT where a name may be missing is no
+** error (removing what is gone) or a finding (SL_NOTFOUND for what was
+** asked for, SL_CORRUPT for a checkpoint that lacks a file). xRead and
+** xWrite are called again after EINTR and after a short count. A failed
+** xClose of a file statelite wrote fails the operation (close can report a
+** failed write); of a file it only read, like a failed xCloseDir, it is
+** ignored: what was read is complete.
+**
+** Threads: the functions are called from several threads at once (the SDK
+** writes snapshots on a thread of its own while operators run on theirs,
+** and sl_snapshot_write() may run on any thread), also on different
+** handles; one file or directory handle is used by one thread at a time.
+**
+** Durability: statelite calls xSync on a file and xSyncDir on its directory
+** wherever it needs a file's content and name to survive a power loss
+** (docs/FORMAT.md, "Durability"); a table that makes them do nothing makes
+** checkpoints as fragile as the operating system's write-back. */
+
+/* xOpen flags. */
+#define SL_FS_READ     1  /* open for reading */
+#define SL_FS_WRITE    2  /* open for writing (with SL_FS_READ: both) */
+#define SL_FS_CREATE   4  /* create the file when it does not exist (mode 0666
+                             less the umask) */
+#define SL_FS_TRUNCATE 8  /* an existing file is cut to 0 bytes */
+
+/* xStat flags and file types. */
+#define SL_FS_NOFOLLOW 1  /* look at a symbolic link itself (lstat) */
+#define SL_FS_FILE     1  /* a regular file */
+#define SL_FS_DIR      2  /* a directory */
+#define SL_FS_OTHER    3  /* anything else: a symbolic link (with
+                             SL_FS_NOFOLLOW), a device, a socket */
+
+typedef struct sl_fs_stat {
+  int type;                  /* SL_FS_FILE, SL_FS_DIR or SL_FS_OTHER */
+  uint64_t size;             /* bytes, for a regular file */
+} sl_fs_stat;
+
+typedef struct sl_fs {
+  /* Opens (SL_FS_* flags) and returns a handle >= 0 (open(2)). */
+  int (*xOpen)(void *ud, const char *path, int flags);
+  /* Reads up to n bytes at offset off: the count read, 0 at the end of the
+  ** file (pread(2)). */
+  int64_t (*xRead)(void *ud, int fd, void *buf, size_t n, uint64_t off);
+  /* Writes up to n bytes at offset off, extending the file as needed: the
+  ** count written (pwrite(2)). */
+  int64_t (*xWrite)(void *ud, int fd, const void *buf, size_t n, uint64_t off);
+  /* Makes the file's content and size durable (fsync(2)). */
+  int (*xSync)(void *ud, int fd);
+  /* Sets the file's size (ftruncate(2)). */
+  int (*xTruncate)(void *ud, int fd, uint64_t size);
+  /* The file's size in bytes (fstat(2)). */
+  int (*xSize)(void *ud, int fd, uint64_t *size);
+  /* Closes the handle; it is gone even when this fails (close(2)). */
+  int (*xClose)(void *ud, int fd);
+  /* Type and size of a path (stat(2), or lstat(2) with SL_FS_NOFOLLOW);
+  ** -1 with ENOENT when nothing is there. */
+  int (*xStat)(void *ud, const char *path, int flags, sl_fs_stat *out);
+  /* Creates one directory (mode 0777 less the umask); -1 with EEXIST when
+  ** the name exists (mkdir(2)). */
+  int (*xMkdir)(void *ud, const char *path);
+  /* Removes an empty directory (rmdir(2)). */
+  int (*xRmdir)(void *ud, const char *path);
+  /* Removes a file name (unlink(2)). */
+  int (*xUnlink)(void *ud, const char *path);
+  /* Renames a file, atomically replacing `to` (rename(2)). */
+  int (*xRename)(void *ud, const char *from, const char *to);
+  /* Makes the directory's entries (names created, renamed, removed in it)
+  ** durable: open(2) and fsync(2) of the directory. The POSIX call treats
+  ** EINVAL and EROFS of fsync as success (file systems that cannot). */
+  int (*xSyncDir)(void *ud, const char *path);
+  /* Lists a directory (opendir(3), readdir(3), closedir(3)): xOpenDir
+  ** returns a handle or NULL; xReadDir sets *name to the next entry (valid
+  ** until the next call on the handle; "." and ".." may come and are
+  ** skipped) and returns 1, returns 0 at the end and -1 on an error;
+  ** xCloseDir frees the handle. */
+  void *(*xOpenDir)(void *ud, const char *path);
+  int (*xReadDir)(void *ud, void *dir, const char **name);
+  int (*xCloseDir)(void *ud, void *dir);
+  void *ud;                  /* passed to every call */
+} sl_fs;
+
+/* ------------------------------------------------------------------------ */
 /* Typed values                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -191,6 +297,15 @@ typedef struct sl_config {
   /* How many expired rows a commit removes per state at most (default 1000;
   ** 0 disables the incremental cleanup, leaving sl_store_sweep_expired()). */
   int ttl_cleanup_rows;
+  /* The name of an SQLite VFS (registered with sqlite3_vfs_register(), which
+  ** is the program's business) through which the state file is opened, and
+  ** the read connection of a snapshot (sl_snapshot_begin()); NULL for
+  ** SQLite's default. It must store the bytes SQLite writes unchanged (a
+  ** shim that counts, traces or fails calls, not one that encrypts), because
+  ** snapshots and restore read and write state files as plain files. The
+  ** string must stay valid while the store is open. An unknown name is
+  ** SL_MISUSE. */
+  const char *vfs;
 } sl_config;
 
 /* Fills *cfg with the defaults above. */
@@ -654,6 +769,14 @@ typedef struct sl_job_config {
   void (*log)(void *ud, const char *line);
   void *log_ud;
   const sl_allocator *allocator;
+  /* The file system of the job's checkpoints, restore, retention, and of
+  ** sl_file_source() and sl_file_sink() (see sl_fs); NULL for POSIX. Copied
+  ** by sl_job_new(); its functions are called from the job's threads. */
+  const sl_fs *fs;
+  /* The SQLite VFS of the job's state files (sl_config.vfs) and of its
+  ** restore (sl_chkdir_config.vfs); NULL for SQLite's default. Copied by
+  ** sl_job_new(), which refuses an unknown name with SL_MISUSE. */
+  const char *vfs;
 } sl_job_config;
 
 SL_API void sl_job_config_init(sl_job_config *cfg);
@@ -714,7 +837,9 @@ typedef struct sl_generator_config {
 SL_API void sl_generator_source(sl_source *src, const sl_generator_config *cfg);
 
 /* A file of lines: records (line TEXT), ts = the byte offset of the line.
-** Position: the byte offset. One instance (parallelism 1). `path` must outlive the job. */
+** Position: the byte offset. One instance (parallelism 1). The file is read
+** through the job's file layer (sl_job_config.fs). `path` must outlive the
+** job. */
 SL_API void sl_file_source(sl_source *src, const char *path);
 
 /* Prints every record as a tab-separated line to a stdio stream. */
@@ -722,9 +847,11 @@ SL_API void sl_print_sink(sl_operator *op, void *stdio_file);
 
 /* An exactly-once file sink: the fields of each record are written as one
 ** tab-separated line. Output of checkpoint n is pending until n completes;
-** then it is appended to `path`. After any crash and restart the file holds
-** the output of the completed checkpoints exactly once. Parallelism 1.
-** `path` must outlive the job. */
+** then it is appended to `path`, and the file (and, once per run, its
+** directory) synced before the checkpoint's state records it as published.
+** After any crash or power loss and restart the file holds the output of
+** the completed checkpoints exactly once. Parallelism 1. `path` must
+** outlive the job. */
 SL_API void sl_file_sink(sl_operator *op, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -762,6 +889,10 @@ typedef struct sl_snapshot_config {
   int level;
   /* SL_SNAPSHOT_* flags. */
   int flags;
+  /* The file system the snapshot file is written through (see sl_fs); NULL
+  ** for POSIX. Copied by sl_snapshot_begin(); sl_snapshot_write() calls it
+  ** on whatever thread it runs. */
+  const sl_fs *fs;
 } sl_snapshot_config;
 
 /* Always go through an uncompressed temporary copy of the database instead
@@ -891,6 +1022,16 @@ typedef struct sl_chkdir_config {
   ** progress lines on long restores; NULL for none. */
   void (*progress)(void *ud, const char *what, const char *op, int done, int total);
   void *progress_ud;
+  /* The file system of every call on the directory and of restore: listing,
+  ** MANIFESTs, verification, retention, unpacking and installing state
+  ** files (see sl_fs); NULL for POSIX. Copied by sl_chkdir_open(). */
+  const sl_fs *fs;
+  /* The SQLite VFS through which restore opens the databases it unpacks and
+  ** builds (checks, last_checkpoint, rescaling); NULL for SQLite's default.
+  ** Like sl_config.vfs it must store bytes unchanged; the string must stay
+  ** valid until sl_chkdir_close(). An unknown name is SL_MISUSE, from
+  ** sl_chkdir_open() (and from sl_chkdir_restore() should it be gone). */
+  const char *vfs;
 } sl_chkdir_config;
 
 /* Only look: no garbage removal, no retention; publishing and restore are
@@ -930,7 +1071,11 @@ SL_API int sl_chkdir_target(sl_chkdir *cd, int64_t id, const char *savepoint,
 ** directories without a MANIFEST older than the oldest kept go too.
 ** Errors: SL_MISUSE (bad arguments, read-only), SL_MISMATCH (files that do
 ** not form a checkpoint), SL_NOTFOUND (a file is missing), SL_IOERR,
-** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST. Retention that
+** SL_FULL, SL_NOMEM. A failed publication leaves no MANIFEST: one renamed
+** into place before a directory sync failed is removed again; only when
+** even that removal fails does it stay (the checkpoint is then complete)
+** and sl_errmsg(cd) says so. Once it has returned SL_OK the checkpoint
+** survives a power loss (docs/FORMAT.md, "Durability"). Retention that
 ** fails after the MANIFEST is written does not fail the publication: it is
 ** reported through the report callback and tried again next time. */
 SL_API int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
@@ -1005,7 +1150,12 @@ typedef struct sl_rescale {
 ** state is copied to every instance. *restored (may be NULL) gets the id.
 ** Returns SL_OK; SL_NOTFOUND when there is no checkpoint (or no such
 ** savepoint); SL_CORRUPT when none verifies (the message lists why each
-** failed); SL_MISUSE, SL_MISMATCH, SL_IOERR, SL_FULL, SL_NOMEM. */
+** failed); SL_MISUSE, SL_MISMATCH, SL_IOERR, SL_FULL, SL_NOMEM. An I/O
+** error (also one SQLite meets while checking a database) is returned as it
+** is, never taken for a damaged checkpoint, so it makes no fallback. After
+** a failure some instances may have been replaced and others not; restoring
+** again completes it. Once it has returned SL_OK the restored files survive
+** a power loss. */
 SL_API int sl_chkdir_restore(sl_chkdir *cd, int64_t id, const char *savepoint,
                              const char *state_dir, const sl_rescale *rescale,
                              int n_rescale, int64_t *restored);

@@ -3,15 +3,12 @@
 ** file of lines, a print sink, and an exactly-once file sink that publishes
 ** each checkpoint's output only when the checkpoint is complete.
 */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "sdk/sdk.h"
+#include "snapshot/snapshot.h"
 
 /* ---- generator ------------------------------------------------------------ */
 
@@ -131,58 +128,88 @@ static int slLineAdd(slLine *l, const void *p, size_t n) {
 
 static const sl_column slLineFields[] = {{"line", SL_TEXT, {0, 0, {0}}}};
 
+#define SL_FILE_BUF (64u << 10)
+
+/* The file is read through the job's file layer (sl_job_config.fs) in
+** blocks of SL_FILE_BUF bytes: buf holds [buf_off, buf_off + buf_len). */
 typedef struct slFileInst {
-  FILE *f;
-  int64_t pos;
+  int fd, opened;
+  int64_t pos;               /* the offset of the next line */
+  unsigned char *buf;
+  uint64_t buf_off;
+  size_t buf_len;
   slLine line;
+  char err[SL_ERRMSG_MAX];
 } slFileInst;
 
 static const sl_allocator *slCtxAlloc(sl_ctx *ctx) { return &ctx->inst->job->alloc; }
+static const sl_fs *slCtxFs(sl_ctx *ctx) { return &ctx->inst->job->fs; }
 
-/* Reads one line (without its newline) into fi->line: 1, 0 at the end of
-** the file, or an error code. *len is the bytes consumed. */
-static int slReadLine(slFileInst *fi, size_t *len) {
-  int c, rc;
+/* Reads the line at fi->pos (without its newline) into fi->line: 1, 0 at
+** the end of the file, or minus an error code (fi->err says why). *len is
+** the bytes consumed. */
+static int slReadLine(sl_ctx *ctx, slFileInst *fi, const char *path, size_t *len) {
+  uint64_t at = (uint64_t)fi->pos;
+  int rc;
   fi->line.n = 0;
   *len = 0;
-  while ((c = getc(fi->f)) != EOF) {
-    char ch = (char)c;
-    (*len)++;
-    if (ch == '\n') return 1;
-    rc = slLineAdd(&fi->line, &ch, 1);
-    if (rc) return -rc;
+  for (;;) {
+    const unsigned char *p, *nl;
+    size_t avail;
+    if (at < fi->buf_off || at >= fi->buf_off + fi->buf_len) {
+      fi->buf_off = at;
+      fi->buf_len = 0;
+      rc = slSnapPread(fi->err, slCtxFs(ctx), fi->fd, fi->buf, SL_FILE_BUF, at, &fi->buf_len, path);
+      if (rc) return -rc;
+      if (fi->buf_len == 0) return *len > 0;
+    }
+    p = fi->buf + (at - fi->buf_off);
+    avail = fi->buf_len - (size_t)(at - fi->buf_off);
+    nl = memchr(p, '\n', avail);
+    if (nl) avail = (size_t)(nl - p);
+    rc = slLineAdd(&fi->line, p, avail);
+    if (rc) {
+      snprintf(fi->err, sizeof fi->err, "out of memory");
+      return -rc;
+    }
+    *len += avail + (nl ? 1 : 0);
+    at += avail + (nl ? 1 : 0);
+    if (nl) return 1;
   }
-  if (ferror(fi->f)) return -SL_IOERR;
-  return *len > 0;
 }
 
 static int slFileOpen(sl_ctx *ctx, void *ud) {
   slFileInst *fi = sl_ctx_instance(ctx);
-  int p = 1;
+  int p = 1, rc;
   sl_ctx_subtask(ctx, NULL, &p);
   if (p != 1) {
     sl_ctx_error(ctx, "the file source reads one file and runs with parallelism 1, not %d", p);
     return SL_MISUSE;
   }
   fi->line.a = slCtxAlloc(ctx);
-  fi->f = fopen((const char *)ud, "rb");
-  if (!fi->f) {
-    sl_ctx_error(ctx, "cannot open %s: %s", (const char *)ud, strerror(errno));
-    return SL_IOERR;
+  fi->buf = slMalloc(slCtxAlloc(ctx), SL_FILE_BUF);
+  if (!fi->buf) {
+    sl_ctx_error(ctx, "out of memory");
+    return SL_NOMEM;
   }
+  rc = slSnapOpen(fi->err, slCtxFs(ctx), (const char *)ud, SL_FS_READ, &fi->fd);
+  if (rc) {
+    sl_ctx_error(ctx, "%s", fi->err);
+    return rc == SL_NOTFOUND ? SL_IOERR : rc;
+  }
+  fi->opened = 1;
   return SL_OK;
 }
 
 static int slFileRead(sl_ctx *ctx, void *ud) {
   slFileInst *fi = sl_ctx_instance(ctx);
-  (void)ud;
   for (int k = 0; k < 64; k++) {
     size_t used = 0;
-    int got = slReadLine(fi, &used), rc;
+    int got = slReadLine(ctx, fi, (const char *)ud, &used), rc;
     int64_t at = fi->pos;
     sl_value v;
     if (got < 0) {
-      sl_ctx_error(ctx, "cannot read %s: %s", (const char *)ud, got == -SL_NOMEM ? "out of memory" : strerror(errno));
+      sl_ctx_error(ctx, "%s", fi->err);
       return -got;
     }
     if (got == 0) return k ? SL_OK : SL_DONE;
@@ -202,8 +229,8 @@ static int slFilePosition(sl_ctx *ctx, int64_t *pos, void *ud) {
 
 static int slFileSeek(sl_ctx *ctx, int64_t pos, void *ud) {
   slFileInst *fi = sl_ctx_instance(ctx);
-  if (pos < 0 || fseeko(fi->f, (off_t)pos, SEEK_SET) != 0) {
-    sl_ctx_error(ctx, "cannot seek %s to %lld: %s", (const char *)ud, (long long)pos, strerror(errno));
+  if (pos < 0) {
+    sl_ctx_error(ctx, "cannot seek %s to %lld", (const char *)ud, (long long)pos);
     return SL_IOERR;
   }
   fi->pos = pos;
@@ -212,11 +239,13 @@ static int slFileSeek(sl_ctx *ctx, int64_t pos, void *ud) {
 
 static int slFileClose(sl_ctx *ctx, void *ud) {
   slFileInst *fi = sl_ctx_instance(ctx);
-  (void)ud;
-  if (fi->f) fclose(fi->f);
+  char ignored[SL_ERRMSG_MAX];
+  if (fi->opened) slSnapClose(ignored, slCtxFs(ctx), fi->fd, (const char *)ud);
   slFree(slCtxAlloc(ctx), fi->line.p);
-  fi->f = NULL;
+  slFree(slCtxAlloc(ctx), fi->buf);
+  fi->opened = 0;
   fi->line.p = NULL;
+  fi->buf = NULL;
   return SL_OK;
 }
 
@@ -319,8 +348,13 @@ static const sl_state_desc slSinkStates[] = {
 
 typedef struct slSinkInst {
   int64_t epoch;
+  int dir_synced;            /* the file's name is durable */
   slLine line;
+  slLine out;                /* lines gathered into one write */
+  char err[SL_ERRMSG_MAX];
 } slSinkInst;
+
+#define SL_SINK_WRITE (64u << 10)
 
 static int slSinkOpen(sl_ctx *ctx, void *ud) {
   slSinkInst *si = sl_ctx_instance(ctx);
@@ -356,6 +390,47 @@ static int slSinkSnapshot(sl_ctx *ctx, int64_t id, void *ud) {
   return SL_OK;
 }
 
+/* Writes the lines of epochs <= id at offset `published` of the file,
+** cutting off what follows (output of a checkpoint that is not the one
+** restored: it will be produced again), and makes them durable: the data
+** with a sync of the file, the file's name, once per run, with a sync of
+** its directory (a file created and never named durably could vanish in a
+** power loss with its published output). *written gets the bytes. */
+static int slSinkPublish(sl_ctx *ctx, slSinkInst *si, const char *path, int64_t id,
+                         int64_t published, const sl_value *rows, size_t n, int64_t *written) {
+  const sl_fs *fs = slCtxFs(ctx);
+  uint64_t size = 0, off = (uint64_t)published;
+  int fd = -1, rc;
+  *written = 0;
+  rc = slSnapOpen(si->err, fs, path, SL_FS_READ | SL_FS_WRITE | SL_FS_CREATE, &fd);
+  if (rc == SL_OK) rc = slSnapFdSize(si->err, fs, fd, &size, path);
+  if (rc == SL_OK && size < off)
+    rc = slError(si->err, SL_CORRUPT, "%s holds %llu bytes but %lld were published: it was "
+                 "changed by someone else", path, (unsigned long long)size, (long long)published);
+  if (rc == SL_OK && size > off) rc = slSnapTruncate(si->err, fs, fd, off, path);
+  si->out.a = slCtxAlloc(ctx);
+  si->out.n = 0;
+  for (size_t i = 0; i <= n && rc == SL_OK; i++) {
+    const sl_value *r = rows + 2 * i;
+    if (i < n && r[0].v.i > id) continue;
+    if (si->out.n && (i == n || si->out.n + r[1].n > SL_SINK_WRITE)) {
+      rc = slSnapPwrite(si->err, fs, fd, si->out.p, si->out.n, off, path);
+      off += si->out.n;
+      *written += (int64_t)si->out.n;
+      si->out.n = 0;
+    }
+    if (rc == SL_OK && i < n && slLineAdd(&si->out, r[1].v.p, r[1].n) != SL_OK)
+      rc = slError(si->err, SL_NOMEM, "out of memory");
+  }
+  if (rc == SL_OK) rc = slSnapSync(si->err, fs, fd, path);
+  if (fd >= 0) rc = slSnapCloseAfter(si->err, fs, fd, path, rc);
+  if (rc == SL_OK && !si->dir_synced) {
+    rc = slSnapSyncParent(si->err, fs, path);
+    if (rc == SL_OK) si->dir_synced = 1;
+  }
+  return rc;
+}
+
 static int slSinkNotify(sl_ctx *ctx, int64_t id, void *ud) {
   const char *path = ud;
   slSinkInst *si = sl_ctx_instance(ctx);
@@ -364,58 +439,18 @@ static int slSinkNotify(sl_ctx *ctx, int64_t id, void *ud) {
   sl_value key = sl_text("bytes"), nv;
   size_t n = 0, keep = 0;
   int64_t published = 0, written = 0;
-  struct stat sb;
-  int fd, rc;
+  int rc;
   if (id + 1 > si->epoch) si->epoch = id + 1;
   rc = sl_map_get(pub, &key, &v);
   if (rc == SL_OK) published = v[0].v.i;
   else if (rc != SL_NOTFOUND) return rc;
   rc = sl_list_get(pending, &rows, &n);
   if (rc != SL_OK && rc != SL_NOTFOUND) return rc;
-  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-  if (fd < 0 || fstat(fd, &sb) != 0) {
-    sl_ctx_error(ctx, "cannot open %s: %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
-    return SL_IOERR;
+  rc = slSinkPublish(ctx, si, path, id, published, rows, n, &written);
+  if (rc) {
+    sl_ctx_error(ctx, "%s", si->err);
+    return rc;
   }
-  if (sb.st_size < published) {
-    sl_ctx_error(ctx, "%s holds %lld bytes but %lld were published: it was changed by someone else",
-                 path, (long long)sb.st_size, (long long)published);
-    close(fd);
-    return SL_CORRUPT;
-  }
-  /* anything past `published` is output of a checkpoint that is not the one
-  ** restored: it will be produced again */
-  if ((sb.st_size > published && ftruncate(fd, (off_t)published) != 0) ||
-      lseek(fd, (off_t)published, SEEK_SET) < 0) {
-    sl_ctx_error(ctx, "cannot truncate %s: %s", path, strerror(errno));
-    close(fd);
-    return SL_IOERR;
-  }
-  for (size_t i = 0; i < n; i++) {
-    const sl_value *r = rows + 2 * i;
-    const char *p = r[1].v.p;
-    size_t left = r[1].n;
-    if (r[0].v.i > id) continue;
-    while (left) {
-      ssize_t w = write(fd, p, left);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        sl_ctx_error(ctx, "cannot write %s: %s", path, strerror(errno));
-        close(fd);
-        return errno == ENOSPC ? SL_FULL : SL_IOERR;
-      }
-      p += w;
-      left -= (size_t)w;
-    }
-    written += (int64_t)r[1].n;
-  }
-  if (fsync(fd) != 0) {
-    sl_ctx_error(ctx, "cannot sync %s: %s", path, strerror(errno));
-    close(fd);
-    return SL_IOERR;
-  }
-  close(fd);
   /* keep the lines of later epochs (compacted to the front) */
   {
     sl_value *later = NULL;
@@ -444,7 +479,9 @@ static int slSinkClose(sl_ctx *ctx, void *ud) {
   slSinkInst *si = sl_ctx_instance(ctx);
   (void)ud;
   slFree(slCtxAlloc(ctx), si->line.p);
+  slFree(slCtxAlloc(ctx), si->out.p);
   si->line.p = NULL;
+  si->out.p = NULL;
   return SL_OK;
 }
 

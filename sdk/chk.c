@@ -3,11 +3,8 @@
 ** job, restoring the job's state files when it starts, the two parts of each
 ** instance's snapshot, and publishing or discarding a checkpoint.
 */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "sdk/sdk.h"
 #include "snapshot/snapshot.h"
@@ -21,27 +18,26 @@ static void slSdkReport(void *ud, int rc, const char *msg) {
 /* Removes the working state files of a stage (*.db with -wal and -shm) so
 ** that a job without a checkpoint to restore starts empty. */
 static int slSdkClearStage(sl_job *job, const slStage *st) {
-  char path[4096];
-  DIR *d;
-  struct dirent *de;
-  int rc = SL_OK;
+  char path[4096], err[SL_ERRMSG_MAX];
+  const char *n;
+  slDir d;
+  int rc, r = SL_DONE;
   snprintf(path, sizeof path, "%s/%s", job->state_dir, st->name);
-  d = opendir(path);
-  if (!d) return errno == ENOENT ? SL_OK : slJobFail(job, SL_IOERR, "cannot read %s: %s", path, strerror(errno));
-  while ((de = readdir(d)) != NULL) {
-    const char *n = de->d_name, *dot = strstr(n, ".db");
+  rc = slSnapDirOpen(err, &job->fs, path, &d);
+  if (rc == SL_NOTFOUND) return SL_OK;
+  if (rc) return slJobFail(job, rc, "%s", err);
+  while (rc == SL_OK && (r = slSnapDirNext(err, &d, &n)) == SL_ROW) {
+    const char *dot = strstr(n, ".db");
     char file[4352];
     if (!dot || (strcmp(dot, ".db") && strcmp(dot, ".db-wal") && strcmp(dot, ".db-shm") &&
                  strcmp(dot, ".db-journal")))
       continue;
     snprintf(file, sizeof file, "%s/%s", path, n);
-    if (unlink(file) != 0 && errno != ENOENT) {
-      rc = slJobFail(job, SL_IOERR, "cannot remove %s: %s", file, strerror(errno));
-      break;
-    }
+    rc = slSnapUnlink(err, &job->fs, file);
   }
-  closedir(d);
-  return rc;
+  if (rc == SL_OK && r != SL_DONE) rc = r;
+  slSnapDirClose(&d);
+  return rc ? slJobFail(job, rc, "%s", err) : SL_OK;
 }
 
 int slSdkChkOpen(sl_job *job, int64_t *restored_id, int *restored) {
@@ -57,6 +53,8 @@ int slSdkChkOpen(sl_job *job, int64_t *restored_id, int *restored) {
   cfg.allocator = &job->alloc;
   cfg.report = slSdkReport;
   cfg.report_ud = job;
+  cfg.fs = &job->fs;
+  cfg.vfs = job->vfs;
   rc = sl_chkdir_open(job->checkpoint_dir, &cfg, &cd);
   job->chkdir = cd;
   if (rc) return slJobFail(job, rc, "cannot open the checkpoint directory: %s", sl_errmsg(cd));
@@ -99,6 +97,7 @@ int slSdkSnapBegin(slInst *in, int64_t id, int savepoint, void **snap) {
   int rc;
   sl_snapshot_config_init(&cfg);
   if (in->job->cfg.zstd_level > 0) cfg.level = in->job->cfg.zstd_level;
+  cfg.fs = &in->job->fs;
   pthread_mutex_lock(&in->job->mu);
   memcpy(target, in->job->target, sizeof target);
   pthread_mutex_unlock(&in->job->mu);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "sdk/sdk.h"
+#include "snapshot/snapshot.h"
 
 void sl_job_config_init(sl_job_config *cfg) {
   if (!cfg) return;
@@ -87,6 +88,8 @@ int sl_job_new(const sl_job_config *cfg, sl_job **out) {
   job->alloc = *a;
   job->cfg = *cfg;
   job->cfg.allocator = &job->alloc;
+  slSnapFsInit(&job->fs, cfg->fs);
+  job->cfg.fs = &job->fs;
   pthread_mutex_init(&job->mu, NULL);
   pthread_cond_init(&job->cv, NULL);
   pthread_cond_init(&job->cv_writer, NULL);
@@ -105,11 +108,16 @@ int sl_job_new(const sl_job_config *cfg, sl_job **out) {
   job->state_dir = slStrdup(&job->alloc, cfg->state_dir);
   job->checkpoint_dir = slStrdup(&job->alloc, cfg->checkpoint_dir);
   if (cfg->restore_savepoint) job->savepoint = slStrdup(&job->alloc, cfg->restore_savepoint);
-  if (!job->state_dir || !job->checkpoint_dir || (cfg->restore_savepoint && !job->savepoint))
+  if (cfg->vfs) job->vfs = slStrdup(&job->alloc, cfg->vfs);
+  if (!job->state_dir || !job->checkpoint_dir || (cfg->restore_savepoint && !job->savepoint) ||
+      (cfg->vfs && !job->vfs))
     return slJobErr(job, SL_NOMEM, "out of memory");
   job->cfg.state_dir = job->state_dir;
   job->cfg.checkpoint_dir = job->checkpoint_dir;
   job->cfg.restore_savepoint = job->savepoint;
+  job->cfg.vfs = job->vfs;
+  if (job->vfs && !sqlite3_vfs_find(job->vfs))
+    return slJobErr(job, SL_MISUSE, "no SQLite VFS named '%s' is registered", job->vfs);
   return SL_OK;
 }
 
@@ -487,6 +495,7 @@ void sl_job_free(sl_job *job) {
   slFree(&job->alloc, job->state_dir);
   slFree(&job->alloc, job->checkpoint_dir);
   slFree(&job->alloc, job->savepoint);
+  slFree(&job->alloc, job->vfs);
   pthread_mutex_destroy(&job->mu);
   pthread_cond_destroy(&job->cv);
   pthread_cond_destroy(&job->cv_writer);

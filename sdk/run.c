@@ -157,8 +157,9 @@ static int slFireTimers(slInst *in, int domain, int64_t upto) {
   }
   if (rc != SL_DONE) return slCallbackFailed(in, rc, "a timer");
   if (domain == SL_PROCESSING_TIME) {
-    if (sl_timer_peek(in->store, domain, &t) == SL_OK) in->next_ptimer = t;
-    else in->next_ptimer = INT64_MAX;
+    rc = sl_timer_peek(in->store, domain, &t);
+    if (rc != SL_OK && rc != SL_NOTFOUND) return slCallbackFailed(in, rc, "a timer");
+    in->next_ptimer = rc == SL_OK ? t : INT64_MAX;
   }
   return SL_OK;
 }
@@ -445,12 +446,20 @@ static void *slInstMain(void *arg) {
     if (rc) slCallbackFailed(in, rc, "open");
     if (rc == SL_OK && in->restored) {
       int64_t pos = 0, done = 0;
-      if (slStoreMetaGetInt(in->store, "source_position", &pos) == SL_OK) {
+      /* a failed read is an error, not an absent value: it may also have
+      ** made SQLite roll back the store's transaction */
+      int mrc = slStoreMetaGetInt(in->store, "source_position", &pos);
+      if (mrc == SL_OK) {
         rc = in->stage->src.seek(&in->ctx, pos, in->stage->src.ud);
         if (rc) slCallbackFailed(in, rc, "seek");
+      } else if (mrc != SL_NOTFOUND) {
+        rc = slCallbackFailed(in, mrc, "reading its position");
       }
-      slStoreMetaGetInt(in->store, "source_max_ts", &in->max_ts);
-      if (rc == SL_OK && slStoreMetaGetInt(in->store, "source_done", &done) == SL_OK && done) {
+      mrc = rc ? SL_NOTFOUND : slStoreMetaGetInt(in->store, "source_max_ts", &in->max_ts);
+      if (mrc != SL_OK && mrc != SL_NOTFOUND) rc = slCallbackFailed(in, mrc, "reading its position");
+      mrc = rc ? SL_NOTFOUND : slStoreMetaGetInt(in->store, "source_done", &done);
+      if (mrc != SL_OK && mrc != SL_NOTFOUND) rc = slCallbackFailed(in, mrc, "reading its position");
+      if (rc == SL_OK && mrc == SL_OK && done) {
         /* it had finished before: it reads nothing more */
         rc = slSdkBroadcast(in, SL_M_WATERMARK, INT64_MAX);
         in->done = 1;
@@ -467,8 +476,12 @@ static void *slInstMain(void *arg) {
     if (in->stage->op.open) rc = in->stage->op.open(&in->ctx, in->stage->op.ud);
     if (rc) slCallbackFailed(in, rc, "open");
     if (rc == SL_OK && in->restored) rc = slInstNotify(in, in->restored_id);
-    if (rc == SL_OK && sl_timer_peek(in->store, SL_PROCESSING_TIME, &in->next_ptimer) != SL_OK)
-      in->next_ptimer = INT64_MAX;
+    if (rc == SL_OK) {
+      rc = sl_timer_peek(in->store, SL_PROCESSING_TIME, &in->next_ptimer);
+      if (rc == SL_NOTFOUND) in->next_ptimer = INT64_MAX;
+      if (rc == SL_NOTFOUND) rc = SL_OK;
+      else if (rc) slCallbackFailed(in, rc, "a timer");
+    }
     if (rc == SL_OK) slOperatorLoop(in);
     if (in->stage->op.close) {
       int crc = in->stage->op.close(&in->ctx, in->stage->op.ud);
@@ -528,6 +541,7 @@ static int slInstOpen(sl_job *job, slStage *st, slInst *in) {
   cfg.memory_budget = job->cfg.memory_budget;
   cfg.max_parallelism = job->cfg.max_parallelism;
   cfg.allocator = &job->alloc;
+  cfg.vfs = job->vfs;
   rc = sl_store_open(job->state_dir, st->name, in->index, st->par, &cfg, &in->store);
   if (rc) return slJobFail(job, rc, "cannot open the state of '%s' instance %d: %s", st->name,
                            in->index, sl_errmsg(in->store));

@@ -140,8 +140,9 @@ struct sl_job {
   slHandle hdr;
   char errmsg[SL_ERRMSG_MAX];
   sl_allocator alloc;
+  sl_fs fs;                /* the file layer (complete: slSnapFsInit) */
   sl_job_config cfg;
-  char *state_dir, *checkpoint_dir, *savepoint;
+  char *state_dir, *checkpoint_dir, *savepoint, *vfs;
   slStage *stages;
   int nstages, capstages;
   slEdge *edges;

@@ -3,12 +3,9 @@
 ** snapshot files, garbage removal at open, publication by an atomically
 ** written MANIFEST, retention by count and bytes, and the listing.
 */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "snapshot/snapshot.h"
 
@@ -103,10 +100,13 @@ static int cdLook(sl_chkdir *cd, cdItem *it, int bytes) {
   slManifest m;
   int rc;
   if (!mf) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
-  it->complete = slSnapExists(mf);
-  if (it->complete) {
-    rc = slSnapMfLoad(why, &cd->alloc, mf, &m);
-    if (rc == SL_NOMEM) {
+  rc = slSnapExists(why, &cd->fs, mf, &it->complete);
+  if (rc == SL_OK && it->complete) {
+    rc = slSnapMfLoad(why, &cd->fs, &cd->alloc, mf, &m);
+    if (rc == SL_NOTFOUND) it->complete = 0; /* removed meanwhile */
+    /* a MANIFEST that does not parse is a finding (valid = 0); one that
+    ** cannot be read is an error: nothing may be decided on it */
+    if (rc != SL_OK && rc != SL_CORRUPT && rc != SL_MISMATCH && rc != SL_NOTFOUND) {
       slFree(&cd->alloc, mf);
       return slSnapCdErr(cd, rc, "%s", why);
     }
@@ -117,10 +117,13 @@ static int cdLook(sl_chkdir *cd, cdItem *it, int bytes) {
       if (it->kind == SL_SAVEPOINT) it->id = m.id;
     }
     if (rc == SL_OK) slSnapMfFree(&cd->alloc, &m);
+  } else if (rc) {
+    slFree(&cd->alloc, mf);
+    return slSnapCdErr(cd, rc, "%s", why);
   }
   slFree(&cd->alloc, mf);
   if (bytes) {
-    rc = slSnapTreeBytes(why, &cd->alloc, it->path, &it->bytes);
+    rc = slSnapTreeBytes(why, &cd->fs, &cd->alloc, it->path, &it->bytes);
     if (rc) return slSnapCdErr(cd, rc, "%s", why);
   }
   return SL_OK;
@@ -152,10 +155,10 @@ static int cdAdd(sl_chkdir *cd, cdScan *s, int kind, int64_t id, const char *nam
 
 /* Lists chk-<n> directories (kind SL_CHECKPOINT) and savepoints, sorted. */
 static int cdList(sl_chkdir *cd, cdScan *s, int bytes) {
-  DIR *d;
-  struct dirent *de;
+  slDir d;
+  const char *name;
   char *spdir = NULL;
-  int rc = SL_OK;
+  int rc = SL_OK, r = SL_DONE;
   memset(s, 0, sizeof *s);
   for (int pass = 0; pass < 2 && rc == SL_OK; pass++) {
     const char *dir = cd->dir;
@@ -167,37 +170,40 @@ static int cdList(sl_chkdir *cd, cdScan *s, int bytes) {
       }
       dir = spdir;
     }
-    d = opendir(dir);
-    if (!d) {
-      if (errno == ENOENT && pass == 1) break;
-      rc = slSnapCdErr(cd, slSnapErrnoRc(errno), "cannot read directory %s: %s", dir, strerror(errno));
+    rc = slSnapDirOpen(cd->errmsg, &cd->fs, dir, &d);
+    if (rc == SL_NOTFOUND && pass == 1) {
+      rc = SL_OK;
       break;
     }
-    while (rc == SL_OK && (de = readdir(d)) != NULL) {
+    if (rc) break;
+    while (rc == SL_OK && (r = slSnapDirNext(cd->errmsg, &d, &name)) == SL_ROW) {
       uint64_t id = 0;
-      struct stat sb;
+      sl_fs_stat sb;
       char *path;
+      int src;
       if (pass == 0) {
-        if (strncmp(de->d_name, "chk-", 4) != 0 ||
-            !slSnapParseU64(de->d_name + 4, strlen(de->d_name + 4), (uint64_t)INT64_MAX, &id) ||
-            id < 1)
+        if (strncmp(name, "chk-", 4) != 0 ||
+            !slSnapParseU64(name + 4, strlen(name + 4), (uint64_t)INT64_MAX, &id) || id < 1)
           continue;
-      } else if (!slSnapIsName(de->d_name)) {
+      } else if (!slSnapIsName(name)) {
         continue;
       }
-      path = slSnapPrintf(&cd->alloc, "%s/%s", dir, de->d_name);
+      path = slSnapPrintf(&cd->alloc, "%s/%s", dir, name);
       if (!path) {
         rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
         break;
       }
-      if (lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+      src = slSnapStat(cd->errmsg, &cd->fs, path, SL_FS_NOFOLLOW, &sb);
+      if (src != SL_OK || sb.type != SL_FS_DIR) {
         slFree(&cd->alloc, path);
+        if (src != SL_OK && src != SL_NOTFOUND) rc = src;
         continue;
       }
       rc = cdAdd(cd, s, pass == 0 ? SL_CHECKPOINT : SL_SAVEPOINT, (int64_t)id,
-                 pass == 0 ? NULL : de->d_name, path);
+                 pass == 0 ? NULL : name, path);
     }
-    closedir(d);
+    if (rc == SL_OK && r != SL_DONE) rc = r;
+    slSnapDirClose(&d);
   }
   slFree(&cd->alloc, spdir);
   for (int i = 0; i < s->n && rc == SL_OK; i++) rc = cdLook(cd, &s->v[i], bytes);
@@ -212,10 +218,10 @@ static int cdRemove(sl_chkdir *cd, const char *path) {
   char *mf = slSnapPrintf(&cd->alloc, "%s/MANIFEST", path);
   int rc;
   if (!mf) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
-  rc = slSnapUnlink(cd->errmsg, mf);
+  rc = slSnapUnlink(cd->errmsg, &cd->fs, mf);
   slFree(&cd->alloc, mf);
-  if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, path);
-  if (rc == SL_OK) rc = slSnapRemoveTree(cd->errmsg, &cd->alloc, path, NULL);
+  if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, &cd->fs, path);
+  if (rc == SL_OK) rc = slSnapRemoveTree(cd->errmsg, &cd->fs, &cd->alloc, path, NULL);
   return rc;
 }
 
@@ -230,7 +236,7 @@ static int cdRemoveGarbage(sl_chkdir *cd) {
     cdItem *it = &s.v[i];
     char *tmp;
     if (!it->complete) {
-      rc = slSnapRemoveTree(cd->errmsg, &cd->alloc, it->path, NULL);
+      rc = slSnapRemoveTree(cd->errmsg, &cd->fs, &cd->alloc, it->path, NULL);
       if (rc == SL_OK)
         slSnapReport(cd, SL_OK, "removed %s: it has no MANIFEST (an unfinished or aborted %s)",
                      it->path, it->kind == SL_SAVEPOINT ? "savepoint" : "checkpoint");
@@ -238,7 +244,7 @@ static int cdRemoveGarbage(sl_chkdir *cd) {
     }
     tmp = slSnapPrintf(&cd->alloc, "%s/MANIFEST.tmp", it->path);
     if (!tmp) rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
-    else rc = slSnapUnlink(cd->errmsg, tmp);
+    else rc = slSnapUnlink(cd->errmsg, &cd->fs, tmp);
     slFree(&cd->alloc, tmp);
   }
   cdScanFree(cd, &s);
@@ -260,6 +266,8 @@ int sl_chkdir_open(const char *dir, const sl_chkdir_config *cfg, sl_chkdir **out
   if (cfg) cd->cfg = *cfg;
   else sl_chkdir_config_init(&cd->cfg);
   cd->cfg.allocator = &cd->alloc;
+  slSnapFsInit(&cd->fs, cd->cfg.fs);
+  cd->cfg.fs = &cd->fs;
   if (!dir || !dir[0]) return slSnapCdErr(cd, SL_MISUSE, "the checkpoint directory is NULL or empty");
   if (strlen(dir) > 3000) return slSnapCdErr(cd, SL_MISUSE, "the checkpoint directory path is too long");
   if (cd->cfg.keep < 1)
@@ -267,6 +275,8 @@ int sl_chkdir_open(const char *dir, const sl_chkdir_config *cfg, sl_chkdir **out
   if (cd->cfg.max_raw_bytes == 0) cd->cfg.max_raw_bytes = CD_MAX_RAW_DEFAULT;
   if (cd->cfg.flags & ~SL_CHKDIR_READONLY)
     return slSnapCdErr(cd, SL_MISUSE, "unknown flags 0x%x", (unsigned)cd->cfg.flags);
+  if (cd->cfg.vfs && !sqlite3_vfs_find(cd->cfg.vfs))
+    return slSnapCdErr(cd, SL_MISUSE, "no SQLite VFS named '%s' is registered", cd->cfg.vfs);
   n = strlen(dir);
   while (n > 1 && dir[n - 1] == '/') n--;
   cd->dir = slMalloc(&cd->alloc, n + 1);
@@ -274,12 +284,15 @@ int sl_chkdir_open(const char *dir, const sl_chkdir_config *cfg, sl_chkdir **out
   memcpy(cd->dir, dir, n);
   cd->dir[n] = 0;
   if (cd->cfg.flags & SL_CHKDIR_READONLY) {
-    struct stat sb;
-    if (stat(cd->dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    sl_fs_stat sb;
+    rc = slSnapStat(cd->errmsg, &cd->fs, cd->dir, 0, &sb);
+    if (rc == SL_NOTFOUND || (rc == SL_OK && sb.type != SL_FS_DIR))
       return slSnapCdErr(cd, SL_NOTFOUND, "checkpoint directory %s does not exist", cd->dir);
-    return SL_OK;
+    return rc;
   }
-  rc = slSnapMkdirs(cd->errmsg, cd->dir);
+  /* durable: a checkpoint published in a directory whose own name could be
+  ** lost in a power loss would be lost with it */
+  rc = slSnapMkdirs(cd->errmsg, &cd->fs, cd->dir, 1);
   if (rc == SL_OK) rc = cdRemoveGarbage(cd);
   return rc;
 }
@@ -328,9 +341,14 @@ int sl_chkdir_target(sl_chkdir *cd, int64_t id, const char *savepoint, const cha
     slFree(&cd->alloc, dir);
     return slSnapCdErr(cd, SL_NOMEM, "out of memory");
   }
-  if (slSnapExists(mf))
-    rc = slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_target: %s is already published", dir);
-  if (rc == SL_OK) rc = slSnapMkdirs(cd->errmsg, dir);
+  {
+    int published = 0;
+    rc = slSnapExists(cd->errmsg, &cd->fs, mf, &published);
+    if (rc == SL_OK && published)
+      rc = slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_target: %s is already published", dir);
+  }
+  /* not durable yet: publication syncs the directories of what it names */
+  if (rc == SL_OK) rc = slSnapMkdirs(cd->errmsg, &cd->fs, dir, 0);
   slFree(&cd->alloc, mf);
   if (rc) {
     slFree(&cd->alloc, dir);
@@ -371,7 +389,7 @@ static int cdRetain(sl_chkdir *cd, int *removed) {
     cdItem *it = &s.v[i];
     if (it->kind != SL_CHECKPOINT) continue;
     if (!it->complete) {
-      rc = slSnapRemoveTree(cd->errmsg, &cd->alloc, it->path, NULL);
+      rc = slSnapRemoveTree(cd->errmsg, &cd->fs, &cd->alloc, it->path, NULL);
       if (rc == SL_OK)
         slSnapReport(cd, SL_OK, "removed %s: it has no MANIFEST and is older than the checkpoints "
                      "kept", it->path);
@@ -420,7 +438,8 @@ static int cdBuild(sl_chkdir *cd, int64_t id, int kind, const char *dir,
     const sl_snapshot_info *f = &files[i];
     slMfOp *op = NULL;
     char *path;
-    int64_t size;
+    uint64_t size = 0;
+    int src;
     if (f->id != id || f->kind != kind)
       return slSnapCdErr(cd, SL_MISMATCH, "sl_chkdir_publish: file %d is of %s %lld, not of %s %lld",
                          i, f->kind == SL_SAVEPOINT ? "savepoint" : "checkpoint", (long long)f->id,
@@ -453,13 +472,12 @@ static int cdBuild(sl_chkdir *cd, int64_t id, int kind, const char *dir,
                          "twice", f->subtask, f->op);
     path = slSnapPrintf(&cd->alloc, "%s/%s/%d.db.zst", dir, f->op, f->subtask);
     if (!path) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
-    size = slSnapFileSize(path);
-    if (size < 0)
-      rc = slSnapCdErr(cd, errno == ENOENT ? SL_NOTFOUND : SL_IOERR,
-                       "sl_chkdir_publish: %s: %s", path, strerror(errno));
-    else if ((uint64_t)size != f->bytes)
-      rc = slSnapCdErr(cd, SL_MISMATCH, "sl_chkdir_publish: %s has %lld bytes, the snapshot wrote "
-                       "%llu", path, (long long)size, (unsigned long long)f->bytes);
+    src = slSnapFileSize(cd->errmsg, &cd->fs, path, &size);
+    if (src != SL_OK)
+      rc = slSnapCdErr(cd, src, "sl_chkdir_publish: %s", cd->errmsg);
+    else if (size != f->bytes)
+      rc = slSnapCdErr(cd, SL_MISMATCH, "sl_chkdir_publish: %s has %llu bytes, the snapshot wrote "
+                       "%llu", path, (unsigned long long)size, (unsigned long long)f->bytes);
     slFree(&cd->alloc, path);
     op->files[f->subtask].size = f->bytes;
     op->files[f->subtask].raw = f->raw_bytes;
@@ -480,7 +498,7 @@ int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
   char *dir = NULL, *mf = NULL, *text = NULL, *parent = NULL;
   size_t len = 0;
   int kind = savepoint ? SL_SAVEPOINT : SL_CHECKPOINT;
-  int rc = cdUsable(cd);
+  int rc = cdUsable(cd), renamed = 0, published = 0;
   if (rc) return rc;
   memset(&m, 0, sizeof m);
   rc = cdWritable(cd, "sl_chkdir_publish");
@@ -495,10 +513,10 @@ int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
     rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
     goto done;
   }
-  if (slSnapExists(mf)) {
+  rc = slSnapExists(cd->errmsg, &cd->fs, mf, &published);
+  if (rc == SL_OK && published)
     rc = slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_publish: %s is already published", dir);
-    goto done;
-  }
+  if (rc) goto done;
   m.id = id;
   m.kind = kind;
   if (savepoint) snprintf(m.name, sizeof m.name, "%s", savepoint);
@@ -508,13 +526,24 @@ int sl_chkdir_publish(sl_chkdir *cd, int64_t id, const char *savepoint,
   if (rc == SL_OK) rc = slSnapMfFormat(cd->errmsg, &cd->alloc, &m, &text, &len);
   for (int k = 0; k < m.nops && rc == SL_OK; k++) {
     char *opdir = slSnapPrintf(&cd->alloc, "%s/%s", dir, m.ops[k].name);
-    rc = opdir ? slSnapSyncDir(cd->errmsg, opdir) : slSnapCdErr(cd, SL_NOMEM, "out of memory");
+    rc = opdir ? slSnapSyncDir(cd->errmsg, &cd->fs, opdir)
+               : slSnapCdErr(cd, SL_NOMEM, "out of memory");
     slFree(&cd->alloc, opdir);
   }
   if (rc == SL_OK) slKillPoint("manifest_before"); /* test hook (base.h) */
-  if (rc == SL_OK) rc = slSnapWriteAtomic(cd->errmsg, mf, text, len);
-  if (rc == SL_OK && parent) rc = slSnapSyncDir(cd->errmsg, parent);
-  if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, cd->dir);
+  if (rc == SL_OK) rc = slSnapWriteAtomic(cd->errmsg, &cd->fs, mf, text, len, &renamed);
+  if (rc == SL_OK && parent) rc = slSnapSyncDir(cd->errmsg, &cd->fs, parent);
+  if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, &cd->fs, cd->dir);
+  if (rc != SL_OK && renamed) {
+    /* the MANIFEST is in place but not known to be durable: take it back,
+    ** so that a failed publication leaves no MANIFEST (should even that
+    ** fail, the checkpoint stays complete, and the message says so) */
+    char why[SL_ERRMSG_MAX];
+    if (slSnapUnlink(why, &cd->fs, mf) != SL_OK) {
+      size_t k = strlen(cd->errmsg);
+      snprintf(cd->errmsg + k, sizeof cd->errmsg - k, "; %s stays: %s", mf, why);
+    }
+  }
   if (rc == SL_OK) slKillPoint("manifest_after"); /* test hook (base.h) */
   if (rc == SL_OK && kind == SL_CHECKPOINT && cdRetain(cd, NULL) != SL_OK) {
     /* published all the same; retention runs again at the next one */
@@ -540,11 +569,17 @@ int sl_chkdir_discard(sl_chkdir *cd, int64_t id, const char *savepoint) {
   if (rc) return rc;
   dir = slSnapEntryDir(cd, id, savepoint);
   mf = dir ? slSnapPrintf(&cd->alloc, "%s/MANIFEST", dir) : NULL;
-  if (!mf) rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
-  else if (slSnapExists(mf))
-    rc = slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_discard: %s is published; only retention removes it",
-                     dir);
-  else rc = slSnapRemoveTree(cd->errmsg, &cd->alloc, dir, NULL);
+  if (!mf) {
+    rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
+  } else {
+    int published = 0;
+    rc = slSnapExists(cd->errmsg, &cd->fs, mf, &published);
+    if (rc == SL_OK && published)
+      rc = slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_discard: %s is published; only retention "
+                       "removes it", dir);
+    else if (rc == SL_OK)
+      rc = slSnapRemoveTree(cd->errmsg, &cd->fs, &cd->alloc, dir, NULL);
+  }
   slFree(&cd->alloc, dir);
   slFree(&cd->alloc, mf);
   return rc;

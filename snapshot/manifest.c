@@ -4,13 +4,9 @@
 ** line-based and ends with the CRC-32C of everything before its last line;
 ** docs/FORMAT.md describes it.
 */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "snapshot/snapshot.h"
 
@@ -305,28 +301,31 @@ int slSnapMfParse(char *err, const sl_allocator *a, const char *p, size_t n, slM
   return rc;
 }
 
-int slSnapMfLoad(char *err, const sl_allocator *a, const char *path, slManifest *m) {
-  struct stat sb;
+int slSnapMfLoad(char *err, const sl_fs *fs, const sl_allocator *a, const char *path,
+                 slManifest *m) {
+  char ignored[SL_ERRMSG_MAX];
+  sl_fs_stat sb;
   char *buf = NULL;
+  uint64_t size = 0;
   size_t got = 0;
   int rc, fd;
   memset(m, 0, sizeof *m);
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return slError(err, SL_NOTFOUND, "%s does not exist", path);
-    return slError(err, slSnapErrnoRc(errno), "cannot open %s: %s", path, strerror(errno));
-  }
-  if (fstat(fd, &sb) != 0) {
-    rc = slError(err, SL_IOERR, "cannot look at %s: %s", path, strerror(errno));
-  } else if (!S_ISREG(sb.st_mode) || sb.st_size > (off_t)SL_MANIFEST_MAX) {
+  rc = slSnapStat(err, fs, path, 0, &sb);
+  if (rc == SL_OK && sb.type != SL_FS_FILE)
+    return slError(err, SL_CORRUPT, "%s is not a regular file of at most %u bytes", path,
+                   SL_MANIFEST_MAX);
+  if (rc == SL_OK) rc = slSnapOpen(err, fs, path, SL_FS_READ, &fd);
+  if (rc) return rc;
+  rc = slSnapFdSize(err, fs, fd, &size, path);
+  if (rc == SL_OK && size > SL_MANIFEST_MAX) {
     rc = slError(err, SL_CORRUPT, "%s is not a regular file of at most %u bytes", path,
                  SL_MANIFEST_MAX);
-  } else {
-    buf = slMalloc(a, (size_t)sb.st_size + 1);
-    rc = buf ? slSnapPread(err, fd, buf, (size_t)sb.st_size, 0, &got, path)
+  } else if (rc == SL_OK) {
+    buf = slMalloc(a, (size_t)size + 1);
+    rc = buf ? slSnapPread(err, fs, fd, buf, (size_t)size, 0, &got, path)
              : slError(err, SL_NOMEM, "out of memory");
   }
-  close(fd);
+  slSnapClose(ignored, fs, fd, path);
   if (rc == SL_OK) {
     char why[SL_ERRMSG_MAX];
     rc = slSnapMfParse(why, a, buf, got, m);

@@ -7,12 +7,9 @@
 ** copied), and the atomic replacement of the working files; falling back to
 ** older checkpoints when one does not verify.
 */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "snapshot/snapshot.h"
 
@@ -45,31 +42,32 @@ int slSnapVerifyFiles(sl_chkdir *cd, const char *dir, const slManifest *m) {
       const slMfFile *f = &op->files[j];
       char *path = slSnapPrintf(&cd->alloc, "%s/%s/%d.db.zst", dir, op->name, j);
       uint32_t crc = 0;
-      uint64_t size = 0;
-      int64_t have;
+      uint64_t size = 0, have = 0;
+      int src;
       if (!path) {
         rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
         break;
       }
-      have = slSnapFileSize(path);
+      src = slSnapFileSize(cd->errmsg, &cd->fs, path, &have);
       if (f->raw > cd->cfg.max_raw_bytes)
         rc = slSnapCdErr(cd, SL_CORRUPT, "%s would decompress to %llu bytes, more than the limit "
                          "of %llu bytes (max_raw_bytes)", path, (unsigned long long)f->raw,
                          (unsigned long long)cd->cfg.max_raw_bytes);
-      else if (have < 0 && errno == ENOENT)
+      else if (src == SL_NOTFOUND)
         rc = slSnapCdErr(cd, SL_CORRUPT, "%s is missing", path);
-      else if (have < 0)
-        rc = slSnapCdErr(cd, SL_IOERR, "cannot look at %s: %s", path, strerror(errno));
-      else if ((uint64_t)have != f->size)
-        rc = slSnapCdErr(cd, SL_CORRUPT, "%s has %lld bytes where the MANIFEST says %llu "
-                         "(truncated or replaced)", path, (long long)have,
+      else if (src != SL_OK)
+        rc = src;
+      else if (have != f->size)
+        rc = slSnapCdErr(cd, SL_CORRUPT, "%s has %llu bytes where the MANIFEST says %llu "
+                         "(truncated or replaced)", path, (unsigned long long)have,
                          (unsigned long long)f->size);
-      if (rc == SL_OK) rc = slSnapFileCrc(cd->errmsg, path, buf, SL_SNAP_IOBUF, &crc, &size);
+      if (rc == SL_OK)
+        rc = slSnapFileCrc(cd->errmsg, &cd->fs, path, buf, SL_SNAP_IOBUF, &crc, &size);
       if (rc == SL_OK && (crc != f->crc || size != f->size))
         rc = slSnapCdErr(cd, SL_CORRUPT, "%s has checksum %08x where the MANIFEST says %08x "
                          "(damaged)", path, (unsigned)crc, (unsigned)f->crc);
       if (rc == SL_OK)
-        rc = slSnapFrameCheck(cd->errmsg, path, f->raw, cd->cfg.max_raw_bytes, NULL);
+        rc = slSnapFrameCheck(cd->errmsg, &cd->fs, path, f->raw, cd->cfg.max_raw_bytes, NULL);
       slFree(&cd->alloc, path);
     }
   }
@@ -94,7 +92,7 @@ int sl_chkdir_verify(sl_chkdir *cd, int64_t id, const char *savepoint) {
     slFree(&cd->alloc, dir);
     return slSnapCdErr(cd, SL_NOMEM, "out of memory");
   }
-  rc = slSnapMfLoad(cd->errmsg, &cd->alloc, mf, &m);
+  rc = slSnapMfLoad(cd->errmsg, &cd->fs, &cd->alloc, mf, &m);
   if (rc == SL_OK) {
     if (m.kind != (savepoint ? SL_SAVEPOINT : SL_CHECKPOINT) ||
         (savepoint ? strcmp(m.name, savepoint) != 0 : m.id != id))
@@ -131,7 +129,7 @@ static int rsSqlErr(sl_chkdir *cd, sqlite3 *db, int src, const char *label, cons
 static int rsOpenDb(sl_chkdir *cd, const char *path, int create, const char *label, sqlite3 **out) {
   sqlite3 *db = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  int src = sqlite3_open_v2(path, &db, flags, NULL);
+  int src = sqlite3_open_v2(path, &db, flags, cd->cfg.vfs);
   *out = NULL;
   if (src != SQLITE_OK) {
     int rc = rsSqlErr(cd, db, src, label, "cannot open");
@@ -380,14 +378,22 @@ static int rsCheckOpen(sl_chkdir *cd, sqlite3 *db, const char *label, const char
     if (!r || strcmp(r, "ok") != 0) {
       char why[300];
       size_t used = 0;
+      int code = SL_CORRUPT;
       why[0] = 0;
       for (; src == SQLITE_ROW && used < sizeof why - 1; src = sqlite3_step(q)) {
+        const char *ec;
         r = (const char *)sqlite3_column_text(q, 0);
         if (r && strncmp(r, "*** in database", 15) == 0) r = strchr(r, '\n') ? strchr(r, '\n') + 1 : "";
         if (!r || !*r) continue;
+        /* a page SQLite could not read ("unable to get the page. error
+        ** code=266") is the file system's failure, not the snapshot's */
+        ec = strstr(r, "error code=");
+        if (ec && code == SL_CORRUPT && rsSqlRc(atoi(ec + 11)) != SL_CORRUPT)
+          code = rsSqlRc(atoi(ec + 11));
         used += (size_t)snprintf(why + used, sizeof why - used, "%s%s", used ? "; " : "", r);
       }
-      rc = slSnapCdErr(cd, SL_CORRUPT, "%s fails quick_check: %s", label, why);
+      rc = slSnapCdErr(cd, code, "%s %s quick_check: %s", label,
+                       code == SL_CORRUPT ? "fails" : "could not be read by", why);
     }
   } else {
     rc = rsSqlErr(cd, db, src, label, "quick_check failed");
@@ -689,7 +695,7 @@ static int rsBuild(sl_chkdir *cd, const slMfOp *op, int p1, int j, const char *r
   snprintf(label, sizeof label, "rescaling %s to instance %d of %d", op->name, j, p1);
   if (!path) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
   sl_key_group_range(op->maxp, p1, j, &f, &l);
-  rc = slSnapUnlink(cd->errmsg, path);
+  rc = slSnapUnlink(cd->errmsg, &cd->fs, path);
   if (rc == SL_OK) rc = rsOpenDb(cd, path, 1, label, &db);
   if (rc == SL_OK) {
     sql = sqlite3_mprintf("PRAGMA page_size=%lld; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
@@ -747,10 +753,12 @@ static char *rsRestoreDir(rsCtx *x, const slMfOp *op) {
   return slSnapPrintf(&x->cd->alloc, "%s/%s/.restore", x->state_dir, op->name);
 }
 
-/* Makes (or empties) <state_dir>/<op>/.restore. */
+/* Makes (or empties) <state_dir>/<op>/.restore. The directories made on
+** the way are durable: the state directory and the operator's would
+** otherwise take the installed files with them in a power loss. */
 static int rsFreshDir(rsCtx *x, const char *rdir) {
-  int rc = slSnapRemoveTree(x->cd->errmsg, &x->cd->alloc, rdir, NULL);
-  if (rc == SL_OK) rc = slSnapMkdirs(x->cd->errmsg, rdir);
+  int rc = slSnapRemoveTree(x->cd->errmsg, &x->cd->fs, &x->cd->alloc, rdir, NULL);
+  if (rc == SL_OK) rc = slSnapMkdirs(x->cd->errmsg, &x->cd->fs, rdir, 1);
   return rc;
 }
 
@@ -760,7 +768,7 @@ static int rsUnpack(rsCtx *x, const slMfOp *op, int j, const char *dst, int64_t 
   char *src = slSnapPrintf(&cd->alloc, "%s/%s/%d.db.zst", x->cdir, op->name, j);
   int rc;
   if (!src) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
-  rc = slSnapDecompress(cd->errmsg, &cd->alloc, src, dst, op->files[j].raw);
+  rc = slSnapDecompress(cd->errmsg, &cd->fs, &cd->alloc, src, dst, op->files[j].raw);
   if (rc == SL_OK) rc = rsCheckDb(cd, dst, src, op->name, j, op->parallelism, op->maxp, set_last);
   if (rc == SL_OK) slKillPoint("restore"); /* test hook (base.h): a file unpacked */
   slFree(&cd->alloc, src);
@@ -822,7 +830,8 @@ static int rsPrepareRescale(rsCtx *x, const slMfOp *op, int p1, const char *rdir
   }
   for (int i = 0; i < p0; i++) { /* the old files are no longer needed */
     char *old = slSnapPrintf(&cd->alloc, "%s/old-%d.db", rdir, i);
-    if (old) unlink(old);
+    char ignored[SL_ERRMSG_MAX];
+    if (old) slSnapUnlink(ignored, &cd->fs, old);
     slFree(&cd->alloc, old);
   }
   rsOpListFree(cd, ops, nops);
@@ -847,44 +856,43 @@ static int rsInstall(rsCtx *x, const slMfOp *op, int p1, const char *rdir) {
   sl_chkdir *cd = x->cd;
   char *opdir = slSnapPrintf(&cd->alloc, "%s/%s", x->state_dir, op->name);
   int rc = opdir ? SL_OK : slSnapCdErr(cd, SL_NOMEM, "out of memory");
-  DIR *d;
+  char ignored[SL_ERRMSG_MAX];
+  slDir d;
   for (int j = 0; j < p1 && rc == SL_OK; j++) {
     char *src = slSnapPrintf(&cd->alloc, "%s/new-%d.db", rdir, j);
     char *dst = slSnapPrintf(&cd->alloc, "%s/%d.db", opdir, j);
-    int fd;
+    int fd = -1;
     if (!src || !dst) rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
-    if (rc == SL_OK) {
-      fd = open(src, O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || fsync(fd) != 0)
-        rc = slSnapCdErr(cd, slSnapErrnoRc(errno), "cannot sync %s: %s", src, strerror(errno));
-      if (fd >= 0) close(fd);
-    }
+    if (rc == SL_OK) rc = slSnapOpen(cd->errmsg, &cd->fs, src, SL_FS_READ, &fd);
+    if (rc == SL_OK) rc = slSnapSync(cd->errmsg, &cd->fs, fd, src);
+    slSnapClose(ignored, &cd->fs, fd, src);
     /* the old file's -wal must go first: it would be replayed into the new */
     for (int k = 0; k < 3 && rc == SL_OK; k++) {
       char *p = slSnapPrintf(&cd->alloc, "%s%s", dst, sfx[k]);
-      rc = p ? slSnapUnlink(cd->errmsg, p) : slSnapCdErr(cd, SL_NOMEM, "out of memory");
+      rc = p ? slSnapUnlink(cd->errmsg, &cd->fs, p) : slSnapCdErr(cd, SL_NOMEM, "out of memory");
       slFree(&cd->alloc, p);
     }
-    if (rc == SL_OK && rename(src, dst) != 0)
-      rc = slSnapCdErr(cd, slSnapErrnoRc(errno), "cannot rename %s to %s: %s", src, dst,
-                       strerror(errno));
+    if (rc == SL_OK) rc = slSnapRename(cd->errmsg, &cd->fs, src, dst);
     slFree(&cd->alloc, src);
     slFree(&cd->alloc, dst);
   }
-  if (rc == SL_OK && (d = opendir(opdir)) != NULL) { /* instances beyond p1 */
-    struct dirent *de;
-    while (rc == SL_OK && (de = readdir(d)) != NULL) {
+  if (rc == SL_OK) rc = slSnapDirOpen(cd->errmsg, &cd->fs, opdir, &d);
+  if (rc == SL_OK) { /* files of instances beyond p1 */
+    const char *name;
+    int r = SL_DONE;
+    while (rc == SL_OK && (r = slSnapDirNext(cd->errmsg, &d, &name)) == SL_ROW) {
       int idx = 0;
       char *p;
-      if (!rsInstanceFile(de->d_name, &idx) || idx < p1) continue;
-      p = slSnapPrintf(&cd->alloc, "%s/%s", opdir, de->d_name);
-      rc = p ? slSnapUnlink(cd->errmsg, p) : slSnapCdErr(cd, SL_NOMEM, "out of memory");
+      if (!rsInstanceFile(name, &idx) || idx < p1) continue;
+      p = slSnapPrintf(&cd->alloc, "%s/%s", opdir, name);
+      rc = p ? slSnapUnlink(cd->errmsg, &cd->fs, p) : slSnapCdErr(cd, SL_NOMEM, "out of memory");
       slFree(&cd->alloc, p);
     }
-    closedir(d);
+    if (rc == SL_OK && r != SL_DONE) rc = r;
+    slSnapDirClose(&d);
   }
-  if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, opdir);
-  if (rc == SL_OK) rc = slSnapRemoveTree(cd->errmsg, &cd->alloc, rdir, NULL);
+  if (rc == SL_OK) rc = slSnapSyncDir(cd->errmsg, &cd->fs, opdir);
+  if (rc == SL_OK) rc = slSnapRemoveTree(cd->errmsg, &cd->fs, &cd->alloc, rdir, NULL);
   slFree(&cd->alloc, opdir);
   return rc;
 }
@@ -908,7 +916,7 @@ static int rsTry(sl_chkdir *cd, const char *cdir, int kind, int64_t id, const ch
   char **rdirs = NULL;
   int rc, prepared = 0;
   if (!mf) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
-  rc = slSnapMfLoad(cd->errmsg, &cd->alloc, mf, &m);
+  rc = slSnapMfLoad(cd->errmsg, &cd->fs, &cd->alloc, mf, &m);
   slFree(&cd->alloc, mf);
   if (rc) return rc;
   if (m.kind != kind || (kind == SL_SAVEPOINT ? strcmp(m.name, name) != 0 : m.id != id))
@@ -948,7 +956,7 @@ static int rsTry(sl_chkdir *cd, const char *cdir, int kind, int64_t id, const ch
   if (rc != SL_OK) {
     char ignored[SL_ERRMSG_MAX];
     for (int k = 0; k < prepared; k++)
-      if (rdirs[k]) slSnapRemoveTree(ignored, &cd->alloc, rdirs[k], NULL);
+      if (rdirs[k]) slSnapRemoveTree(ignored, &cd->fs, &cd->alloc, rdirs[k], NULL);
   } else if (restored) {
     *restored = m.id;
   }
@@ -976,6 +984,9 @@ int sl_chkdir_restore(sl_chkdir *cd, int64_t id, const char *savepoint, const ch
   if (id < 0) return slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_restore: id %lld < 0", (long long)id);
   if (n_rescale < 0 || (n_rescale > 0 && !rescale))
     return slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_restore: bad rescale list");
+  if (cd->cfg.vfs && !sqlite3_vfs_find(cd->cfg.vfs))
+    return slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_restore: no SQLite VFS named '%s' is registered",
+                       cd->cfg.vfs);
   for (int i = 0; i < n_rescale; i++) {
     if (!slSnapIsName(rescale[i].op) || rescale[i].parallelism < 1 ||
         rescale[i].parallelism > SL_MAX_MAX_PARALLELISM)
@@ -989,11 +1000,13 @@ int sl_chkdir_restore(sl_chkdir *cd, int64_t id, const char *savepoint, const ch
   if (savepoint || id > 0) {
     char *dir = slSnapEntryDir(cd, id, savepoint);
     char *mf = dir ? slSnapPrintf(&cd->alloc, "%s/MANIFEST", dir) : NULL;
+    int have = 0;
     if (!mf) rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
-    else if (!slSnapExists(mf))
+    else rc = slSnapExists(cd->errmsg, &cd->fs, mf, &have);
+    if (rc == SL_OK && !have)
       rc = slSnapCdErr(cd, SL_NOTFOUND, "there is no %s %s (no %s)",
                        savepoint ? "savepoint" : "checkpoint", dir, mf);
-    else
+    else if (rc == SL_OK)
       rc = rsTry(cd, dir, savepoint ? SL_SAVEPOINT : SL_CHECKPOINT, id, savepoint, state_dir,
                  rescale, n_rescale, restored);
     slFree(&cd->alloc, dir);

@@ -6,11 +6,8 @@
 ** streaming is impossible) and the end, which records the checkpoint in the
 ** state file.
 */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "snapshot/snapshot.h"
 #include "store/history.h"
@@ -74,7 +71,8 @@ static int snapPin(void *ud) {
   const char *path = sn->st->path;
   int64_t v = 0;
   int src, rc;
-  src = sqlite3_open_v2(path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+  src = sqlite3_open_v2(path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        sn->st->cfg.vfs);
   if (src != SQLITE_OK)
     return slError(sn->errmsg, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
                    "cannot open a read connection to %s: %s", path,
@@ -145,6 +143,7 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
   atomic_init(&sn->state, SL_SNAP_BEGUN);
   sn->level = cfg->level;
   sn->flags = cfg->flags;
+  slSnapFsInit(&sn->fs, cfg->fs);
   sn->dir = slSnapPrintf(&sn->alloc, "%s/%s", target, st->op);
   sn->final_path = slSnapPrintf(&sn->alloc, "%s/%s/%d.db.zst", target, st->op, st->subtask);
   sn->tmp_path = slSnapPrintf(&sn->alloc, "%s/%s/%d.db.zst.tmp", target, st->op, st->subtask);
@@ -153,7 +152,7 @@ int sl_snapshot_begin(sl_store *st, const char *target, int64_t id, int kind,
     rc = slStoreErr(st, SL_NOMEM, "out of memory");
     goto fail;
   }
-  rc = slSnapMkdirs(err, sn->dir);
+  rc = slSnapMkdirs(err, &sn->fs, sn->dir, 0);
   if (rc) {
     slStoreErr(st, rc, "%s", err);
     goto fail;
@@ -237,10 +236,10 @@ static int snapStream(sl_snapshot *sn, uint64_t *peak) {
   slZOut z;
   int rc, fd;
   memset(&z, 0, sizeof z);
-  fd = open(sn->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0)
-    return slError(sn->errmsg, slSnapErrnoRc(errno), "cannot create %s: %s", sn->tmp_path,
-                   strerror(errno));
+  rc = slSnapOpen(sn->errmsg, &sn->fs, sn->tmp_path, SL_FS_WRITE | SL_FS_CREATE | SL_FS_TRUNCATE,
+                  &fd);
+  if (rc) return rc;
+  z.fs = &sn->fs;
   z.fd = fd;
   z.path = sn->tmp_path;
   z.cctx = sn->cctx;
@@ -271,15 +270,11 @@ static int snapStream(sl_snapshot *sn, uint64_t *peak) {
   if (rc == SL_OK) rc = slSnapZEnd(sn->errmsg, &z);
   if (rc == SL_OK)
     rc = slSnapZHead(sn->errmsg, sn->cctx, sn->level, sn->page1, sn->pgsz, sn->head, reserve);
-  if (rc == SL_OK) rc = slSnapPwrite(sn->errmsg, fd, sn->head, reserve, 0, sn->tmp_path);
+  if (rc == SL_OK) rc = slSnapPwrite(sn->errmsg, &sn->fs, fd, sn->head, reserve, 0, sn->tmp_path);
   if (rc == SL_OK) slKillPoint("snapshot_written"); /* test hook (base.h) */
-  if (rc == SL_OK && fsync(fd) != 0)
-    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot sync %s: %s", sn->tmp_path,
-                 strerror(errno));
+  if (rc == SL_OK) rc = slSnapSync(sn->errmsg, &sn->fs, fd, sn->tmp_path);
   if (rc == SL_OK) slKillPoint("snapshot_synced"); /* test hook (base.h) */
-  if (close(fd) != 0 && rc == SL_OK)
-    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot close %s: %s", sn->tmp_path,
-                 strerror(errno));
+  rc = slSnapCloseAfter(sn->errmsg, &sn->fs, fd, sn->tmp_path, rc);
   if (rc == SL_OK) {
     crc = slSnapCrc(0, sn->head, reserve);
     sn->info.checksum = slSnapCrcCombine(crc, z.crc, z.off - reserve);
@@ -293,45 +288,43 @@ static int snapStream(sl_snapshot *sn, uint64_t *peak) {
 ** afterwards. */
 static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
   slZOut z;
-  int64_t raw;
+  uint64_t raw = 0;
   int rc, fd;
   memset(&z, 0, sizeof z);
-  rc = slSnapUnlink(sn->errmsg, sn->raw_path);
+  rc = slSnapUnlink(sn->errmsg, &sn->fs, sn->raw_path);
   if (rc == SL_OK)
     rc = snapBackup(sn, sn->raw_path, NULL,
                     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=OFF; "
                     "PRAGMA synchronous=OFF;");
   if (rc) return rc;
-  raw = slSnapFileSize(sn->raw_path);
-  if (raw < 0 || (uint64_t)raw != sn->npages * sn->pgsz)
-    return slError(sn->errmsg, SL_ERROR, "the backup copy %s has %lld bytes, not %llu",
-                   sn->raw_path, (long long)raw, (unsigned long long)(sn->npages * sn->pgsz));
-  fd = open(sn->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0)
-    return slError(sn->errmsg, slSnapErrnoRc(errno), "cannot create %s: %s", sn->tmp_path,
-                   strerror(errno));
+  rc = slSnapFileSize(sn->errmsg, &sn->fs, sn->raw_path, &raw);
+  if (rc) return rc == SL_NOTFOUND ? SL_ERROR : rc;
+  if (raw != sn->npages * sn->pgsz)
+    return slError(sn->errmsg, SL_ERROR, "the backup copy %s has %llu bytes, not %llu",
+                   sn->raw_path, (unsigned long long)raw,
+                   (unsigned long long)(sn->npages * sn->pgsz));
+  rc = slSnapOpen(sn->errmsg, &sn->fs, sn->tmp_path, SL_FS_WRITE | SL_FS_CREATE | SL_FS_TRUNCATE,
+                  &fd);
+  if (rc) return rc;
+  z.fs = &sn->fs;
   z.fd = fd;
   z.path = sn->tmp_path;
   z.cctx = sn->cctx;
   z.level = sn->level;
   z.obuf = sn->obuf;
   z.ocap = ZSTD_CStreamOutSize();
-  rc = slSnapZBegin(sn->errmsg, &z, (uint64_t)raw);
+  rc = slSnapZBegin(sn->errmsg, &z, raw);
   if (rc == SL_OK) rc = slSnapCompressFile(sn->errmsg, &z, sn->raw_path, sn->iobuf, SL_SNAP_IOBUF);
   if (rc == SL_OK) rc = slSnapZEnd(sn->errmsg, &z);
   if (rc == SL_OK) slKillPoint("snapshot_written"); /* test hook (base.h) */
-  if (rc == SL_OK && fsync(fd) != 0)
-    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot sync %s: %s", sn->tmp_path,
-                 strerror(errno));
+  if (rc == SL_OK) rc = slSnapSync(sn->errmsg, &sn->fs, fd, sn->tmp_path);
   if (rc == SL_OK) slKillPoint("snapshot_synced"); /* test hook (base.h) */
-  if (close(fd) != 0 && rc == SL_OK)
-    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot close %s: %s", sn->tmp_path,
-                 strerror(errno));
-  *peak = (uint64_t)raw + z.off;
+  rc = slSnapCloseAfter(sn->errmsg, &sn->fs, fd, sn->tmp_path, rc);
+  *peak = raw + z.off;
   if (rc == SL_OK) {
     sn->info.checksum = z.crc;
     sn->info.bytes = z.off;
-    rc = slSnapUnlink(sn->errmsg, sn->raw_path);
+    rc = slSnapUnlink(sn->errmsg, &sn->fs, sn->raw_path);
   }
   return rc;
 }
@@ -372,7 +365,7 @@ int sl_snapshot_write(sl_snapshot *sn) {
   if ((sn->flags & SL_SNAPSHOT_NO_STREAM) || rc == SNAP_RETRY) {
     snprintf(why, sizeof why, "%s", sn->errmsg);
     sn->errmsg[0] = 0;
-    slSnapUnlink(sn->errmsg, sn->tmp_path);
+    slSnapUnlink(sn->errmsg, &sn->fs, sn->tmp_path);
     rc = snapViaCopy(sn, &peak2);
     if (peak2 > peak) peak = peak2;
     if (rc != SL_OK && why[0]) { /* say why streaming was given up, too */
@@ -382,16 +375,14 @@ int sl_snapshot_write(sl_snapshot *sn) {
                  (int)(sizeof sn->errmsg - n - 40), why);
     }
   }
-  if (rc == SL_OK && rename(sn->tmp_path, sn->final_path) != 0)
-    rc = slError(sn->errmsg, slSnapErrnoRc(errno), "cannot rename %s into place: %s",
-                 sn->tmp_path, strerror(errno));
+  if (rc == SL_OK) rc = slSnapRename(sn->errmsg, &sn->fs, sn->tmp_path, sn->final_path);
   if (rc == SL_OK) slKillPoint("snapshot_renamed"); /* test hook (base.h) */
-  if (rc == SL_OK) rc = slSnapSyncDir(sn->errmsg, sn->dir);
+  if (rc == SL_OK) rc = slSnapSyncDir(sn->errmsg, &sn->fs, sn->dir);
   if (rc != SL_OK) {
     char ignored[SL_ERRMSG_MAX];
-    unlink(sn->tmp_path);
-    unlink(sn->raw_path);
-    slSnapUnlink(ignored, sn->final_path);
+    slSnapUnlink(ignored, &sn->fs, sn->tmp_path);
+    slSnapUnlink(ignored, &sn->fs, sn->raw_path);
+    slSnapUnlink(ignored, &sn->fs, sn->final_path);
   }
   /* the read transaction is no longer needed: let the WAL be checkpointed */
   sqlite3_close(sn->rdb);

@@ -36,7 +36,8 @@ SL_PRIVATE uint32_t slSnapCrc(uint32_t crc, const void *p, size_t n);
 SL_PRIVATE uint32_t slSnapCrcCombine(uint32_t crcA, uint32_t crcB, uint64_t lenB);
 
 /* ------------------------------------------------------------------------ */
-/* fsutil.c: files and directories; every failure is a code and a sentence */
+/* fsutil.c: the file layer. Every call goes through an sl_fs table made    */
+/* complete by slSnapFsInit(); every failure is a code and a sentence       */
 /* written into err (SL_ERRMSG_MAX bytes)                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -44,32 +45,69 @@ SL_PRIVATE uint32_t slSnapCrcCombine(uint32_t crcA, uint32_t crcB, uint64_t lenB
 SL_PRIVATE int64_t slSnapMonoUs(void);
 /* SL_FULL for ENOSPC/EDQUOT, SL_NOMEM for ENOMEM, else SL_IOERR. */
 SL_PRIVATE int slSnapErrnoRc(int e);
-/* mkdir -p of path itself (and its parents). */
-SL_PRIVATE int slSnapMkdirs(char *err, const char *path);
-/* fsync of a directory. */
-SL_PRIVATE int slSnapSyncDir(char *err, const char *path);
-/* Writes n bytes at offset off (pwrite, retried). */
-SL_PRIVATE int slSnapPwrite(char *err, int fd, const void *p, size_t n, uint64_t off,
-                            const char *path);
+/* Copies the table fs (NULL: none) into *out and fills every NULL function
+** with the POSIX one, so that *out can be called without checks. */
+SL_PRIVATE void slSnapFsInit(sl_fs *out, const sl_fs *fs);
+/* Opens path with SL_FS_* flags into *fd. SL_NOTFOUND when it is missing
+** (and SL_FS_CREATE not given). */
+SL_PRIVATE int slSnapOpen(char *err, const sl_fs *fs, const char *path, int flags, int *fd);
+/* Closes fd (a negative fd is ignored). */
+SL_PRIVATE int slSnapClose(char *err, const sl_fs *fs, int fd, const char *path);
+/* Closes fd after work that returned rc: rc, or when that is SL_OK the
+** close's own result (a failed close can report a failed write). */
+SL_PRIVATE int slSnapCloseAfter(char *err, const sl_fs *fs, int fd, const char *path, int rc);
+SL_PRIVATE int slSnapSync(char *err, const sl_fs *fs, int fd, const char *path);
+SL_PRIVATE int slSnapTruncate(char *err, const sl_fs *fs, int fd, uint64_t size,
+                              const char *path);
+SL_PRIVATE int slSnapFdSize(char *err, const sl_fs *fs, int fd, uint64_t *size, const char *path);
+SL_PRIVATE int slSnapRename(char *err, const sl_fs *fs, const char *from, const char *to);
+/* Type and size of path; SL_NOTFOUND when nothing is there. */
+SL_PRIVATE int slSnapStat(char *err, const sl_fs *fs, const char *path, int flags,
+                          sl_fs_stat *st);
+/* mkdir -p of path itself (and its parents). With `durable`, the parent of
+** every directory it creates is synced, so that the new name survives a
+** power loss. */
+SL_PRIVATE int slSnapMkdirs(char *err, const sl_fs *fs, const char *path, int durable);
+/* Sync of a directory, and of the directory holding path. */
+SL_PRIVATE int slSnapSyncDir(char *err, const sl_fs *fs, const char *path);
+SL_PRIVATE int slSnapSyncParent(char *err, const sl_fs *fs, const char *path);
+/* Writes n bytes at offset off (retried after EINTR and short writes). */
+SL_PRIVATE int slSnapPwrite(char *err, const sl_fs *fs, int fd, const void *p, size_t n,
+                            uint64_t off, const char *path);
 /* Reads up to n bytes at offset off; *got = bytes read (short at EOF). */
-SL_PRIVATE int slSnapPread(char *err, int fd, void *p, size_t n, uint64_t off, size_t *got,
-                           const char *path);
-/* Writes a whole file atomically: path.tmp, fsync, rename, fsync of the
-** directory. */
-SL_PRIVATE int slSnapWriteAtomic(char *err, const char *path, const void *p, size_t n);
+SL_PRIVATE int slSnapPread(char *err, const sl_fs *fs, int fd, void *p, size_t n, uint64_t off,
+                           size_t *got, const char *path);
+/* Writes a whole file atomically: path.tmp, sync, rename, sync of the
+** directory. *renamed tells whether the rename happened (a failure after it
+** leaves path in place). */
+SL_PRIVATE int slSnapWriteAtomic(char *err, const sl_fs *fs, const char *path, const void *p,
+                                 size_t n, int *renamed);
 /* Removes a file; a missing file is not an error. */
-SL_PRIVATE int slSnapUnlink(char *err, const char *path);
+SL_PRIVATE int slSnapUnlink(char *err, const sl_fs *fs, const char *path);
 /* Removes a directory tree (files, subdirectories); missing is not an error.
 ** *bytes (may be NULL) gets the bytes of the regular files removed. */
-SL_PRIVATE int slSnapRemoveTree(char *err, const sl_allocator *a, const char *path,
-                                uint64_t *bytes);
+SL_PRIVATE int slSnapRemoveTree(char *err, const sl_fs *fs, const sl_allocator *a,
+                                const char *path, uint64_t *bytes);
 /* Sum of the sizes of the regular files under path. */
-SL_PRIVATE int slSnapTreeBytes(char *err, const sl_allocator *a, const char *path,
-                               uint64_t *bytes);
-/* 1 if path exists (any type), 0 if not. */
-SL_PRIVATE int slSnapExists(const char *path);
-/* Size of a regular file, or -1 (errno set) if it cannot be stat'ed. */
-SL_PRIVATE int64_t slSnapFileSize(const char *path);
+SL_PRIVATE int slSnapTreeBytes(char *err, const sl_fs *fs, const sl_allocator *a,
+                               const char *path, uint64_t *bytes);
+/* *exists = 1 if path exists (any type, links not followed), 0 if not; an
+** error only when that cannot be told. */
+SL_PRIVATE int slSnapExists(char *err, const sl_fs *fs, const char *path, int *exists);
+/* Size of a regular file: SL_NOTFOUND when missing, SL_IOERR when it is
+** not a regular file. */
+SL_PRIVATE int slSnapFileSize(char *err, const sl_fs *fs, const char *path, uint64_t *size);
+/* Listing a directory: entries without "." and "..". slSnapDirOpen gives
+** SL_NOTFOUND for a missing directory; slSnapDirNext gives SL_ROW with
+** *name (valid until the next call), SL_DONE or an error. */
+typedef struct slDir {
+  const sl_fs *fs;
+  void *h;
+  const char *path;
+} slDir;
+SL_PRIVATE int slSnapDirOpen(char *err, const sl_fs *fs, const char *path, slDir *d);
+SL_PRIVATE int slSnapDirNext(char *err, slDir *d, const char **name);
+SL_PRIVATE void slSnapDirClose(slDir *d);
 /* sqlite3_mprintf-like formatting into the given allocator; NULL on OOM. */
 SL_PRIVATE char *slSnapPrintf(const sl_allocator *a, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -93,6 +131,7 @@ SL_PRIVATE int slSnapParseU64(const char *s, size_t n, uint64_t max, uint64_t *o
 ** the padding, written last. A file written in one piece (the fallback after
 ** an uncompressed temporary copy) is a single frame. */
 typedef struct slZOut {
+  const sl_fs *fs;
   int fd;
   const char *path;
   ZSTD_CCtx *cctx;
@@ -149,16 +188,16 @@ SL_PRIVATE int slSnapZHead(char *err, ZSTD_CCtx *cctx, int level, const unsigned
 ** and checks that every zstd frame declares its content size, that the sizes
 ** add up to `expect` (UINT64_MAX: any sum) and stay within `max`. *total
 ** (may be NULL) gets the sum. */
-SL_PRIVATE int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max,
-                                uint64_t *total);
+SL_PRIVATE int slSnapFrameCheck(char *err, const sl_fs *fs, const char *path, uint64_t expect,
+                                uint64_t max, uint64_t *total);
 /* CRC-32C and size of a whole file. */
-SL_PRIVATE int slSnapFileCrc(char *err, const char *path, unsigned char *buf, size_t cap,
-                             uint32_t *crc, uint64_t *size);
-/* Decompresses src into a new file dst, refusing more than `expect` bytes
-** of output (and fewer). */
-SL_PRIVATE int slSnapDecompress(char *err, const sl_allocator *a, const char *src,
-                                const char *dst, uint64_t expect);
-/* Compresses a whole file into z (one frame). */
+SL_PRIVATE int slSnapFileCrc(char *err, const sl_fs *fs, const char *path, unsigned char *buf,
+                             size_t cap, uint32_t *crc, uint64_t *size);
+/* Decompresses src into a new file dst (synced), refusing more than
+** `expect` bytes of output (and fewer). */
+SL_PRIVATE int slSnapDecompress(char *err, const sl_fs *fs, const sl_allocator *a,
+                                const char *src, const char *dst, uint64_t expect);
+/* Compresses a whole file into z (one frame), read through z->fs. */
 SL_PRIVATE int slSnapCompressFile(char *err, slZOut *z, const char *src, unsigned char *buf,
                                   size_t cap);
 
@@ -198,7 +237,8 @@ SL_PRIVATE int slSnapMfFormat(char *err, const sl_allocator *a, const slManifest
 SL_PRIVATE int slSnapMfParse(char *err, const sl_allocator *a, const char *p, size_t n,
                              slManifest *m);
 /* Reads and parses a MANIFEST file. SL_NOTFOUND when it does not exist. */
-SL_PRIVATE int slSnapMfLoad(char *err, const sl_allocator *a, const char *path, slManifest *m);
+SL_PRIVATE int slSnapMfLoad(char *err, const sl_fs *fs, const sl_allocator *a, const char *path,
+                            slManifest *m);
 
 /* ------------------------------------------------------------------------ */
 /* Handles                                                                   */
@@ -210,6 +250,7 @@ struct sl_snapshot {
   slHandle hdr;
   char errmsg[SL_ERRMSG_MAX];
   sl_allocator alloc;
+  sl_fs fs;                  /* the file layer (complete: slSnapFsInit) */
   sl_store *st;
   sqlite3 *rdb;              /* the read connection, pinned to the commit */
   slFrozen *frozen;          /* the changes the synchronous part froze */
@@ -238,6 +279,7 @@ struct sl_chkdir {
   slHandle hdr;
   char errmsg[SL_ERRMSG_MAX];
   sl_allocator alloc;
+  sl_fs fs;                  /* the file layer (complete: slSnapFsInit) */
   sl_chkdir_config cfg;
   char *dir;
   char *path;                /* last sl_chkdir_target() path */

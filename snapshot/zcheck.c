@@ -5,11 +5,7 @@
 ** file (also public, for tools), and compression of a whole file (the
 ** fallback of a snapshot).
 */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "snapshot/snapshot.h"
 
@@ -24,32 +20,31 @@ static uint64_t zcGetLE(const unsigned char *p, int n) {
   return v;
 }
 
-static int zcOpenErr(char *err, const char *path) {
-  int e = errno;
-  if (e == ENOENT) return slError(err, SL_CORRUPT, "%s is missing", path);
-  return slError(err, slSnapErrnoRc(e), "cannot open %s: %s", path, strerror(e));
+/* Opens a snapshot file for reading: a missing one is SL_CORRUPT (a
+** checkpoint that lacks it does not verify). */
+static int zcOpen(char *err, const sl_fs *fs, const char *path, int *fd) {
+  int rc = slSnapOpen(err, fs, path, SL_FS_READ, fd);
+  if (rc == SL_NOTFOUND) return slError(err, SL_CORRUPT, "%s is missing", path);
+  return rc;
 }
 
-int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max,
+int slSnapFrameCheck(char *err, const sl_fs *fs, const char *path, uint64_t expect, uint64_t max,
                      uint64_t *sum) {
   unsigned char h[18];
-  struct stat sb;
-  uint64_t off = 0, total = 0, size;
+  uint64_t off = 0, total = 0, size = 0;
   size_t got;
-  int rc = SL_OK, nframes = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return zcOpenErr(err, path);
-  if (fstat(fd, &sb) != 0) {
-    rc = slError(err, SL_IOERR, "cannot look at %s: %s", path, strerror(errno));
-    goto done;
-  }
-  size = (uint64_t)sb.st_size;
+  int rc = SL_OK, nframes = 0, fd;
+  char ignored[SL_ERRMSG_MAX];
+  rc = zcOpen(err, fs, path, &fd);
+  if (rc) return rc;
+  rc = slSnapFdSize(err, fs, fd, &size, path);
+  if (rc) goto done;
   while (rc == SL_OK && off < size) {
     uint32_t magic;
     unsigned fhd, fcsFlag, single, dictFlag, checksum;
     int pos, fcsSize;
     uint64_t fcs;
-    rc = slSnapPread(err, fd, h, sizeof h, off, &got, path);
+    rc = slSnapPread(err, fs, fd, h, sizeof h, off, &got, path);
     if (rc) break;
     if (got < 8) {
       rc = slError(err, SL_CORRUPT, "%s is truncated: %zu stray bytes at offset %llu", path, got,
@@ -106,7 +101,7 @@ int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max,
     off += (uint64_t)(pos + fcsSize);
     for (;;) { /* the blocks of the frame */
       uint32_t bh, type, bsize;
-      rc = slSnapPread(err, fd, h, 3, off, &got, path);
+      rc = slSnapPread(err, fs, fd, h, 3, off, &got, path);
       if (rc) break;
       if (got < 3) {
         rc = slError(err, SL_CORRUPT, "%s is truncated in the middle of a zstd frame", path);
@@ -140,41 +135,39 @@ int slSnapFrameCheck(char *err, const char *path, uint64_t expect, uint64_t max,
                  "%s holds frames of %llu bytes of content where the MANIFEST says %llu", path,
                  (unsigned long long)total, (unsigned long long)expect);
 done:
-  close(fd);
+  slSnapClose(ignored, fs, fd, path);
   return rc;
 }
 
-int slSnapFileCrc(char *err, const char *path, unsigned char *buf, size_t cap, uint32_t *crc,
-                  uint64_t *size) {
-  int rc = SL_OK;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+int slSnapFileCrc(char *err, const sl_fs *fs, const char *path, unsigned char *buf, size_t cap,
+                  uint32_t *crc, uint64_t *size) {
+  char ignored[SL_ERRMSG_MAX];
+  int rc, fd;
   *crc = 0;
   *size = 0;
-  if (fd < 0) return zcOpenErr(err, path);
+  rc = zcOpen(err, fs, path, &fd);
+  if (rc) return rc;
   for (;;) {
-    ssize_t k = read(fd, buf, cap);
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      rc = slError(err, slSnapErrnoRc(errno), "cannot read %s: %s", path, strerror(errno));
-      break;
-    }
-    if (k == 0) break;
-    *crc = slSnapCrc(*crc, buf, (size_t)k);
+    size_t k = 0;
+    rc = slSnapPread(err, fs, fd, buf, cap, *size, &k, path);
+    if (rc || k == 0) break;
+    *crc = slSnapCrc(*crc, buf, k);
     *size += (uint64_t)k;
   }
-  close(fd);
+  slSnapClose(ignored, fs, fd, path);
   return rc;
 }
 
-int slSnapDecompress(char *err, const sl_allocator *a, const char *src, const char *dst,
-                     uint64_t expect) {
+int slSnapDecompress(char *err, const sl_fs *fs, const sl_allocator *a, const char *src,
+                     const char *dst, uint64_t expect) {
   ZSTD_DCtx *dctx = NULL;
   size_t icap = ZSTD_DStreamInSize(), ocap = ZSTD_DStreamOutSize(), last = 1;
   unsigned char *ibuf = NULL, *obuf = NULL;
-  uint64_t total = 0;
+  uint64_t total = 0, inoff = 0;
   int rc = SL_OK, fdin = -1, fdout = -1;
-  fdin = open(src, O_RDONLY | O_CLOEXEC);
-  if (fdin < 0) return zcOpenErr(err, src);
+  char ignored[SL_ERRMSG_MAX];
+  rc = zcOpen(err, fs, src, &fdin);
+  if (rc) return rc;
   ibuf = slMalloc(a, icap);
   obuf = slMalloc(a, ocap);
   dctx = ZSTD_createDCtx();
@@ -186,22 +179,16 @@ int slSnapDecompress(char *err, const sl_allocator *a, const char *src, const ch
     rc = slError(err, SL_ERROR, "zstd refuses a window limit");
     goto done;
   }
-  fdout = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fdout < 0) {
-    rc = slError(err, slSnapErrnoRc(errno), "cannot create %s: %s", dst, strerror(errno));
-    goto done;
-  }
+  rc = slSnapOpen(err, fs, dst, SL_FS_WRITE | SL_FS_CREATE | SL_FS_TRUNCATE, &fdout);
+  if (rc) goto done;
   for (;;) {
-    ssize_t k = read(fdin, ibuf, icap);
+    size_t k = 0;
     ZSTD_inBuffer in;
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      rc = slError(err, slSnapErrnoRc(errno), "cannot read %s: %s", src, strerror(errno));
-      break;
-    }
-    if (k == 0) break;
+    rc = slSnapPread(err, fs, fdin, ibuf, icap, inoff, &k, src);
+    if (rc || k == 0) break;
+    inoff += k;
     in.src = ibuf;
-    in.size = (size_t)k;
+    in.size = k;
     in.pos = 0;
     while (rc == SL_OK && in.pos < in.size) {
       ZSTD_outBuffer out = {obuf, ocap, 0};
@@ -216,7 +203,7 @@ int slSnapDecompress(char *err, const sl_allocator *a, const char *src, const ch
         break;
       }
       total += out.pos;
-      if (out.pos) rc = slSnapPwrite(err, fdout, obuf, out.pos, total - out.pos, dst);
+      if (out.pos) rc = slSnapPwrite(err, fs, fdout, obuf, out.pos, total - out.pos, dst);
     }
     if (rc) break;
   }
@@ -225,12 +212,10 @@ int slSnapDecompress(char *err, const sl_allocator *a, const char *src, const ch
   if (rc == SL_OK && total != expect)
     rc = slError(err, SL_CORRUPT, "%s decompresses to %llu bytes where the MANIFEST says %llu", src,
                  (unsigned long long)total, (unsigned long long)expect);
-  if (rc == SL_OK && fsync(fdout) != 0)
-    rc = slError(err, slSnapErrnoRc(errno), "cannot sync %s: %s", dst, strerror(errno));
+  if (rc == SL_OK) rc = slSnapSync(err, fs, fdout, dst);
 done:
-  if (fdout >= 0 && close(fdout) != 0 && rc == SL_OK)
-    rc = slError(err, slSnapErrnoRc(errno), "cannot close %s: %s", dst, strerror(errno));
-  close(fdin);
+  if (fdout >= 0) rc = slSnapCloseAfter(err, fs, fdout, dst, rc);
+  slSnapClose(ignored, fs, fdin, src);
   ZSTD_freeDCtx(dctx);
   slFree(a, ibuf);
   slFree(a, obuf);
@@ -238,32 +223,33 @@ done:
 }
 
 int slSnapCompressFile(char *err, slZOut *z, const char *src, unsigned char *buf, size_t cap) {
-  int rc = SL_OK;
-  int fd = open(src, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return slError(err, slSnapErrnoRc(errno), "cannot open %s: %s", src, strerror(errno));
+  char ignored[SL_ERRMSG_MAX];
+  uint64_t off = 0;
+  int rc, fd;
+  rc = slSnapOpen(err, z->fs, src, SL_FS_READ, &fd);
+  if (rc) return rc;
   for (;;) {
-    ssize_t k = read(fd, buf, cap);
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      rc = slError(err, slSnapErrnoRc(errno), "cannot read %s: %s", src, strerror(errno));
-      break;
-    }
-    if (k == 0) break;
-    rc = slSnapZFeed(err, z, buf, (size_t)k);
+    size_t k = 0;
+    rc = slSnapPread(err, z->fs, fd, buf, cap, off, &k, src);
+    if (rc || k == 0) break;
+    off += k;
+    rc = slSnapZFeed(err, z, buf, k);
     if (rc) break;
   }
-  close(fd);
+  slSnapClose(ignored, z->fs, fd, src);
   return rc;
 }
 
 int sl_snapshot_extract(const char *src, const char *dst, uint64_t max_raw_bytes) {
-  char err[SL_ERRMSG_MAX];
+  char err[SL_ERRMSG_MAX], ignored[SL_ERRMSG_MAX];
   uint64_t total = 0;
+  sl_fs fs;
   int rc;
   if (!src || !src[0] || !dst || !dst[0]) return SL_MISUSE;
   if (max_raw_bytes == 0) max_raw_bytes = 64ull << 30;
-  rc = slSnapFrameCheck(err, src, UINT64_MAX, max_raw_bytes, &total);
-  if (rc == SL_OK) rc = slSnapDecompress(err, slAllocDefault(), src, dst, total);
-  if (rc != SL_OK) unlink(dst);
+  slSnapFsInit(&fs, NULL);
+  rc = slSnapFrameCheck(err, &fs, src, UINT64_MAX, max_raw_bytes, &total);
+  if (rc == SL_OK) rc = slSnapDecompress(err, &fs, slAllocDefault(), src, dst, total);
+  if (rc != SL_OK) slSnapUnlink(ignored, &fs, dst);
   return rc;
 }

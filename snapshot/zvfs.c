@@ -49,7 +49,7 @@ static int zvPump(char *err, slZOut *z, ZSTD_inBuffer *in, ZSTD_EndDirective end
     int rc;
     if (ZSTD_isError(left)) return zvZstdErr(err, left, "compress", z->path);
     if (out.pos) {
-      rc = slSnapPwrite(err, z->fd, z->obuf, out.pos, z->off, z->path);
+      rc = slSnapPwrite(err, z->fs, z->fd, z->obuf, out.pos, z->off, z->path);
       if (rc) return rc;
       z->crc = slSnapCrc(z->crc, z->obuf, out.pos);
       z->off += out.pos;

@@ -63,6 +63,16 @@ int slStoreExec(sl_store *st, const char *sql, const char *what) {
 int slStoreBegin(sl_store *st) {
   int rc;
   if (st->frozen && (rc = slStoreSettle(st)) != SL_OK) return rc;
+  if (st->in_txn && sqlite3_get_autocommit(st->db)) {
+    /* SQLite rolled the transaction back after an earlier failure (a read
+    ** that failed can do that too, and its caller may have gone on): a
+    ** write now would be committed on its own, outside the transaction */
+    st->in_txn = 0;
+    st->failed = 1;
+    return slStoreErr(st, SL_ERROR, "an earlier failure made SQLite roll back the transaction of "
+                      "%s; the uncommitted changes are lost, close and reopen the store to "
+                      "continue from the last commit", st->path ? st->path : "the store");
+  }
   if (st->in_txn) return SL_OK;
   rc = slStoreExec(st, "BEGIN IMMEDIATE", "cannot begin a write transaction");
   if (rc == SL_OK) st->in_txn = 1;
@@ -316,7 +326,9 @@ static int slStoreOpenDb(sl_store *st, int create) {
   /* serialized: the asynchronous part of a checkpoint writes through this
   ** connection while the owner thread reads through it (frozen.c) */
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  src = sqlite3_open_v2(st->path, &st->db, flags, NULL);
+  if (st->cfg.vfs && !sqlite3_vfs_find(st->cfg.vfs))
+    return slStoreErr(st, SL_MISUSE, "no SQLite VFS named '%s' is registered", st->cfg.vfs);
+  src = sqlite3_open_v2(st->path, &st->db, flags, st->cfg.vfs);
   if (src != SQLITE_OK) return slStoreSqlErr(st, src, "cannot open the state file");
   sqlite3_extended_result_codes(st->db, 1);
   sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);

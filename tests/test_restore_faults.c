@@ -214,6 +214,12 @@ TEST(quick_fault_manifest_garbage) {
 /* Consistent files, wrong or hostile inside                                 */
 /* ------------------------------------------------------------------------ */
 
+static uint64_t file_size(const char *path) {
+  struct stat sb;
+  ASSERT(stat(path, &sb) == 0);
+  return (uint64_t)sb.st_size;
+}
+
 /* Replaces snapshot i of checkpoint 2 by `zst` and fixes up the MANIFEST
 ** (size and checksum; raw size = raw unless 0: the file's frames). */
 static void reseal(int i, uint64_t raw) {
@@ -221,15 +227,18 @@ static void reseal(int i, uint64_t raw) {
   slManifest m;
   size_t n = 0, len = 0;
   char *p = su_read_file(snap2(i), &n);
+  sl_fs fs;
+  int renamed = 0;
   ASSERT(p != NULL);
-  SN_OK(slSnapMfLoad(err, slAllocDefault(), manifest2(), &m), NULL);
+  slSnapFsInit(&fs, NULL);
+  SN_OK(slSnapMfLoad(err, &fs, slAllocDefault(), manifest2(), &m), NULL);
   ASSERT_STR(m.ops[0].name, "wc");
   m.ops[0].files[i].size = n;
   m.ops[0].files[i].crc = slSnapCrc(0, p, n);
   if (raw) m.ops[0].files[i].raw = raw;
   free(p);
   SN_OK(slSnapMfFormat(err, slAllocDefault(), &m, &text, &len), NULL);
-  SN_OK(slSnapWriteAtomic(err, manifest2(), text, len), NULL);
+  SN_OK(slSnapWriteAtomic(err, &fs, manifest2(), text, len, &renamed), NULL);
   free(text);
   slSnapMfFree(slAllocDefault(), &m);
 }
@@ -244,7 +253,7 @@ static void tamper(int i, const char *sql) {
   ASSERT_EQ(test_sh(out, sizeof out, "sqlite3 '%s' 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null",
                     db), 0);
   ASSERT_EQ(test_sh(out, sizeof out, "zstd -q -f '%s' -o '%s' 2>&1", db, snap2(i)), 0);
-  reseal(i, (uint64_t)slSnapFileSize(db));
+  reseal(i, file_size(db));
 }
 
 /* Overwrites n bytes at off of the decompressed snapshot i. */
@@ -260,7 +269,7 @@ static void damage_page(int i, long off, int n) {
   ASSERT_EQ(pwrite(fd, junk, (size_t)n, off), n);
   close(fd);
   ASSERT_EQ(test_sh(out, sizeof out, "zstd -q -f '%s' -o '%s' 2>&1", db, snap2(i)), 0);
-  reseal(i, (uint64_t)slSnapFileSize(db));
+  reseal(i, file_size(db));
 }
 
 /* The frames' sizes: the raw size of the MANIFEST must follow them. */
@@ -268,7 +277,7 @@ static uint64_t raw_of(int i) {
   char db[4096], out[64];
   snprintf(db, sizeof db, "%s/tamper.db", test_dir());
   ASSERT_EQ(test_sh(out, sizeof out, "zstd -q -d -f '%s' -o '%s' 2>&1", snap2(i), db), 0);
-  return (uint64_t)slSnapFileSize(db);
+  return file_size(db);
 }
 
 TEST(quick_fault_inner_not_a_database) {

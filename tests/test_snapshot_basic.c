@@ -316,6 +316,7 @@ TEST(quick_snapshot_crc32c) {
 TEST(quick_snapshot_stream_out_of_order) {
   slZvfs v;
   slZOut z;
+  sl_fs fs;
   char err[SL_ERRMSG_MAX], path[4096];
   unsigned char page1[4096], page[4096], obuf[1 << 17];
   sqlite3_file *f;
@@ -324,6 +325,8 @@ TEST(quick_snapshot_stream_out_of_order) {
   fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
   ASSERT(fd >= 0);
   memset(&z, 0, sizeof z);
+  slSnapFsInit(&fs, NULL);
+  z.fs = &fs;
   z.fd = fd;
   z.path = path;
   z.cctx = ZSTD_createCCtx();

@@ -15,6 +15,11 @@
 #include "test_snapshot_util.h"
 
 static const sl_allocator *al(void) { return slAllocDefault(); }
+static const sl_fs *posix(void) {
+  static sl_fs fs;
+  slSnapFsInit(&fs, NULL);
+  return &fs;
+}
 
 static void sample(slManifest *m, slMfOp *ops, slMfFile *fa, slMfFile *fb) {
   memset(m, 0, sizeof *m);
@@ -231,11 +236,11 @@ TEST(quick_manifest_load) {
   char path[4096], err[SL_ERRMSG_MAX];
   slManifest m;
   snprintf(path, sizeof path, "%s/MANIFEST", test_dir());
-  ASSERT_RC(slSnapMfLoad(err, al(), path, &m), SL_NOTFOUND, NULL);
+  ASSERT_RC(slSnapMfLoad(err, posix(), al(), path, &m), SL_NOTFOUND, NULL);
   su_write_file(path, "", 0);
-  ASSERT_RC(slSnapMfLoad(err, al(), path, &m), SL_CORRUPT, NULL);
+  ASSERT_RC(slSnapMfLoad(err, posix(), al(), path, &m), SL_CORRUPT, NULL);
   ASSERT_HAS(err, path);
   unlink(path);
   ASSERT_EQ(mkdir(path, 0777), 0);
-  ASSERT_RC(slSnapMfLoad(err, al(), path, &m), SL_CORRUPT, NULL);
+  ASSERT_RC(slSnapMfLoad(err, posix(), al(), path, &m), SL_CORRUPT, NULL);
 }
