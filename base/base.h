@@ -54,8 +54,38 @@ SL_PRIVATE int slTypeParse(const char *s, size_t n);
 /* 1 if s is an identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 SL_PRIVATE int slIsIdent(const char *s);
 
-/* MurmurHash3 x86_32. */
-SL_PRIVATE uint32_t slMurmur3(const void *data, size_t len, uint32_t seed);
+/* MurmurHash3 x86_32 (inline: the key of every record is hashed, and with
+** a constant length the compiler unrolls it). */
+static inline uint32_t slRotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+/* A little-endian 32-bit load, written so that compilers make one move. */
+static inline uint32_t slLoad32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint32_t slMurmur3(const void *data, size_t len, uint32_t seed) {
+  const unsigned char *p = data;
+  const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
+  uint32_t h = seed, k;
+  size_t i, nblocks = len / 4;
+  for (i = 0; i < nblocks; i++) {
+    k = slLoad32(p + 4 * i);
+    k *= c1; k = slRotl32(k, 15); k *= c2;
+    h ^= k; h = slRotl32(h, 13); h = h * 5 + 0xe6546b64u;
+  }
+  k = 0;
+  switch (len & 3) {
+    case 3: k ^= (uint32_t)p[4 * nblocks + 2] << 16; /* fall through */
+    case 2: k ^= (uint32_t)p[4 * nblocks + 1] << 8;  /* fall through */
+    case 1: k ^= p[4 * nblocks];
+      k *= c1; k = slRotl32(k, 15); k *= c2; h ^= k;
+  }
+  h ^= (uint32_t)len;
+  h ^= h >> 16; h *= 0x85ebca6bu; h ^= h >> 13; h *= 0xc2b2ae35u; h ^= h >> 16;
+  return h;
+}
+
+
 
 /* Canonical key bytes (docs/FORMAT.md). slKeySize checks the key and gives
 ** its encoded size (0 when a column is NULL, of a bad type, or NaN unless
@@ -70,8 +100,12 @@ SL_PRIVATE void slKeyEncode(const sl_value *key, int n, unsigned char *out);
 SL_PRIVATE void slKeyEncodeCopy(const sl_value *key, int n, unsigned char *out, sl_value *copy);
 SL_PRIVATE size_t slKeyDecode(const unsigned char *buf, size_t len, sl_value *out, int n);
 
-/* Key group from a murmur3 hash of canonical bytes. */
-SL_PRIVATE int slKeyGroupOf(uint32_t hash, int max_parallelism);
+/* Key group from a murmur3 hash of canonical bytes (hash mod max
+** parallelism; a mask for a power of two, as the default 128). */
+static inline int slKeyGroupOf(uint32_t hash, int max_parallelism) {
+  uint32_t m = (uint32_t)max_parallelism;
+  return (int)((m & (m - 1)) == 0 ? hash & (m - 1) : hash % m);
+}
 
 /* Milliseconds since the Unix epoch, CLOCK_REALTIME. */
 SL_PRIVATE int64_t slNowMs(void);

@@ -8,35 +8,6 @@
 
 #include "base/base.h"
 
-static uint32_t slRotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
-
-/* A little-endian 32-bit load, written so that compilers make one move. */
-static uint32_t slLoad32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-uint32_t slMurmur3(const void *data, size_t len, uint32_t seed) {
-  const unsigned char *p = data;
-  const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
-  uint32_t h = seed, k;
-  size_t i, nblocks = len / 4;
-  for (i = 0; i < nblocks; i++) {
-    k = slLoad32(p + 4 * i);
-    k *= c1; k = slRotl32(k, 15); k *= c2;
-    h ^= k; h = slRotl32(h, 13); h = h * 5 + 0xe6546b64u;
-  }
-  k = 0;
-  switch (len & 3) {
-    case 3: k ^= (uint32_t)p[4 * nblocks + 2] << 16; /* fall through */
-    case 2: k ^= (uint32_t)p[4 * nblocks + 1] << 8;  /* fall through */
-    case 1: k ^= p[4 * nblocks];
-      k *= c1; k = slRotl32(k, 15); k *= c2; h ^= k;
-  }
-  h ^= (uint32_t)len;
-  h ^= h >> 16; h *= 0x85ebca6bu; h ^= h >> 13; h *= 0xc2b2ae35u; h ^= h >> 16;
-  return h;
-}
-
 /* Big-endian 64-bit stores and loads, written so that compilers make one
 ** byte-swapped move of each. */
 static void slPut64(unsigned char *o, uint64_t v) {
@@ -149,10 +120,6 @@ size_t slKeyDecode(const unsigned char *buf, size_t len, sl_value *out, int n) {
   return off;
 }
 
-int slKeyGroupOf(uint32_t hash, int max_parallelism) {
-  uint32_t m = (uint32_t)max_parallelism;
-  return (int)((m & (m - 1)) == 0 ? hash & (m - 1) : hash % m);
-}
 
 static int slMaxpOk(int maxp) { return maxp >= 1 && maxp <= SL_MAX_MAX_PARALLELISM; }
 

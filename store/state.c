@@ -127,7 +127,7 @@ static int slLoadRow(sl_state *s, uint32_t ix, const sl_value *mk) {
 
 /* The cache entry of key bytes k (the current key, and map key mk when not
 ** NULL), made when missing and then, when `load`, filled from the table. */
-static int slEntryFind(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash,
+static inline int slEntryFind(sl_state *s, const unsigned char *k, uint32_t klen, uint32_t hash,
                        const sl_value *mk, int load, uint32_t *out) {
   uint32_t ix = slCacheFind(s, k, klen, hash);
   int rc = SL_OK;

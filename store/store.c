@@ -540,19 +540,26 @@ int sl_store_set_key(sl_store *st, const sl_value *key, int n, int *kg) {
   if (rc) return rc;
   st->key_set = 0;
   if (!key) return slStoreErr(st, SL_MISUSE, "the key is NULL");
-  if (n < 1 || n > SL_MAX_KEY_COLUMNS)
-    return slStoreErr(st, SL_MISUSE, "a key has 1..%d columns, not %d", SL_MAX_KEY_COLUMNS, n);
-  sz = slKeySize(key, n, 0, &why, &bad);
-  if (sz == 0) return slStoreErr(st, SL_MISUSE, "key column %d %s", bad + 1, why);
-  if (sz > st->kcap) {
-    unsigned char *p = slRealloc(&st->alloc, st->kbuf, sz * 2);
-    if (!p) return slStoreErr(st, SL_NOMEM, "out of memory");
-    st->kbuf = p;
-    st->kcap = sz * 2;
+  if (n == 1 && key[0].type == SL_INTEGER && st->kcap >= 9) {
+    /* the most common key, one integer: its 9 canonical bytes at once */
+    slKeyEncode(key, 1, st->kbuf);
+    st->keyv[0] = key[0];
+    sz = 9;
+  } else {
+    if (n < 1 || n > SL_MAX_KEY_COLUMNS)
+      return slStoreErr(st, SL_MISUSE, "a key has 1..%d columns, not %d", SL_MAX_KEY_COLUMNS, n);
+    sz = slKeySize(key, n, 0, &why, &bad);
+    if (sz == 0) return slStoreErr(st, SL_MISUSE, "key column %d %s", bad + 1, why);
+    if (sz > st->kcap) {
+      unsigned char *p = slRealloc(&st->alloc, st->kbuf, sz * 2);
+      if (!p) return slStoreErr(st, SL_NOMEM, "out of memory");
+      st->kbuf = p;
+      st->kcap = sz * 2;
+    }
+    slKeyEncodeCopy(key, n, st->kbuf, st->keyv);
   }
-  slKeyEncodeCopy(key, n, st->kbuf, st->keyv);
   st->klen = sz;
-  st->khash = slMurmur3(st->kbuf, sz, 0);
+  st->khash = sz == 9 ? slMurmur3(st->kbuf, 9, 0) : slMurmur3(st->kbuf, sz, 0);
   st->kg = slKeyGroupOf(st->khash, st->maxp);
   if (kg) *kg = st->kg;
   if (st->kg < st->kg_first || st->kg > st->kg_last)
@@ -561,8 +568,12 @@ int sl_store_set_key(sl_store *st, const sl_value *key, int n, int *kg) {
                       "(subtask %d of %d): the stream is partitioned wrongly",
                       st->kg, st->kg_first, st->kg_last, st->subtask, st->parallelism);
   st->nkey = n;
-  st->ksig = (uint64_t)n;
-  for (int i = 0; i < n; i++) st->ksig = slKeySigAdd(st->ksig, key[i].type);
+  if (n == 1) {
+    st->ksig = slKeySigAdd(1, key[0].type);
+  } else {
+    st->ksig = (uint64_t)n;
+    for (int i = 0; i < n; i++) st->ksig = slKeySigAdd(st->ksig, key[i].type);
+  }
   st->key_set = 1;
   st->key_gen++;
   return SL_OK;
