@@ -485,11 +485,13 @@ int slStoreSettle(sl_store *st) {
   st->bytes -= b->acct;
   b->acct = 0;
   if (b->rc) {
+    slTimerApplyLog(st, 1);
     st->failed = 1;
     return slStoreErr(st, b->rc, "%s; the changes since the last commit are lost, close and "
                       "reopen the store to continue from the last commit", b->err);
   }
-  return SL_OK;
+  /* timers changed meanwhile were kept aside: now they may go to the file */
+  return slTimerApplyLog(st, 0);
 }
 
 void slStoreFrozenFree(sl_store *st, slFrozen *b) {

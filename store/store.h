@@ -129,6 +129,16 @@ struct sl_state {
   size_t pack_cap;
 };
 
+/* A timer set or deleted while a frozen batch was being committed: kept
+** until the batch is, so that it cannot end up in that checkpoint. */
+typedef struct slTimerOp {
+  int32_t domain, kg;
+  int64_t ts;
+  uint32_t klen;
+  int add;                   /* 1: set, 0: deleted */
+  unsigned char *key;        /* klen canonical key bytes */
+} slTimerOp;
+
 /* Changes frozen for a checkpoint (frozen.c): written and committed by
 ** whichever thread claims them first. */
 typedef struct slRec slRec;
@@ -198,7 +208,9 @@ struct sl_store {
   sl_state *pin_s;           /* the entry the last call handed out */
   uint32_t pin_ix;
   int hand_state;            /* the state the eviction hand is in */
-  sqlite3_stmt *tq[4];       /* timer statements (timer.c) */
+  sqlite3_stmt *tq[8];       /* timer statements (timer.c) */
+  slTimerOp *tlog;           /* timer changes made while a frozen batch is */
+  size_t ntlog, captlog;     /* being committed, sorted (timer.c) */
   int timers_ok;             /* sl_timers exists */
   unsigned char *mkbuf;      /* scratch for key + map key */
   size_t mkcap;
@@ -278,6 +290,9 @@ SL_PRIVATE const char *slKindWord(int kind);
 
 /* timer.c */
 SL_PRIVATE void slTimerFree(sl_store *st);
+/* After the frozen batch is committed (slStoreSettle): the timer changes
+** kept meanwhile go to sl_timers. With `drop`, they are only freed. */
+SL_PRIVATE int slTimerApplyLog(sl_store *st, int drop);
 
 /* cache.c */
 SL_PRIVATE int slCacheStateInit(sl_state *s);

@@ -157,8 +157,8 @@ TEST(quick_snapshot_begin_leaves_the_file_alone) {
   su_close(st);
 }
 
-/* The owner must write (a timer) before the writer thread has started: it
-** commits the frozen changes itself and the snapshot still holds exactly
+/* The owner must write (a map clear) before the writer thread has started:
+** it commits the frozen changes itself and the snapshot still holds exactly
 ** the state of the synchronous part. */
 TEST(quick_snapshot_owner_commits_the_frozen_changes) {
   sl_store *st = su_open("wa", 0, 1, NULL);
@@ -173,15 +173,68 @@ TEST(quick_snapshot_owner_commits_the_frozen_changes) {
   ASSERT_OK(sl_snapshot_begin(st, target, 1, SL_CHECKPOINT, NULL, &sn), st);
   ASSERT_EQ(su_count(path, "counts"), 0);
   su_key_int(st, 7);
-  ASSERT_OK(sl_timer_register(st, SL_EVENT_TIME, 1234), st);
+  ASSERT_OK(sl_state_clear(s.attrs), st);
   ASSERT_EQ(su_count(path, "counts"), 50); /* committed by the owner */
-  ASSERT_EQ(su_count(path, "sl_timers"), 0); /* the timer is not committed */
+  ASSERT_EQ(su_count(path, "attrs"), 50);  /* the clear is not committed */
   SN_OK(sl_snapshot_write(sn), sn);
   ASSERT_OK(sl_snapshot_end(sn), st);
   su_commit(st);
   ASSERT_EQ(as_count(target, "counts"), 50);
-  ASSERT_EQ(as_count(target, "sl_timers"), 0);
-  ASSERT_EQ(su_count(path, "sl_timers"), 1);
+  ASSERT_EQ(as_count(target, "attrs"), 50);
+  ASSERT_EQ(su_count(path, "attrs"), 49);
+  su_close(st);
+}
+
+/* Timers set and deleted while the frozen batch is not yet committed are
+** kept aside: the owner does not wait, reads see them, the snapshot does
+** not hold them, and they reach the file once the batch is committed. */
+TEST(quick_snapshot_timers_kept_aside_during_the_write) {
+  sl_store *st = su_open("wa", 0, 1, NULL);
+  sn_states s;
+  sl_snapshot *sn = NULL;
+  char target[2048], path[4096];
+  int64_t t = 0;
+  sn_register(st, &s);
+  su_db_path(path, sizeof path, su_dir(), "wa", 0);
+  for (int k = 0; k < 5; k++) {
+    su_key_int(st, k);
+    ASSERT_OK(sl_timer_register(st, SL_EVENT_TIME, 100 + k), st);
+  }
+  su_commit(st);
+  sn_put_key(st, &s, 1, 1);
+  snprintf(target, sizeof target, "%s/chk-1", test_dir());
+  ASSERT_OK(sl_snapshot_begin(st, target, 1, SL_CHECKPOINT, NULL, &sn), st);
+  /* the batch is pending: these do not commit it */
+  su_key_int(st, 9);
+  ASSERT_OK(sl_timer_register(st, SL_EVENT_TIME, 50), st);  /* now the earliest */
+  ASSERT_OK(sl_timer_register(st, SL_EVENT_TIME, 103), st); /* ties with key 3's */
+  su_key_int(st, 0);
+  ASSERT_OK(sl_timer_delete(st, SL_EVENT_TIME, 100), st);
+  ASSERT_EQ(su_count(path, "counts"), 0);
+  ASSERT_OK(sl_timer_peek(st, SL_EVENT_TIME, &t), st);
+  ASSERT_EQ(t, 50);
+  /* pops in order, the table and what was kept aside merged */
+  {
+    const int64_t want_t[] = {50, 101, 102};
+    const int64_t want_k[] = {9, 1, 2};
+    for (int i = 0; i < 3; i++) {
+      const sl_value *key;
+      int n;
+      ASSERT_RC(sl_timer_pop(st, SL_EVENT_TIME, 102, &t), SL_ROW, st);
+      ASSERT_EQ(t, want_t[i]);
+      ASSERT_OK(sl_store_key(st, &key, &n, NULL), st);
+      ASSERT_EQ(key[0].v.i, want_k[i]);
+    }
+    ASSERT_RC(sl_timer_pop(st, SL_EVENT_TIME, 102, &t), SL_DONE, st);
+  }
+  ASSERT_EQ(su_count(path, "counts"), 0); /* still not committed by the owner */
+  SN_OK(sl_snapshot_write(sn), sn);
+  ASSERT_OK(sl_snapshot_end(sn), st);
+  ASSERT_EQ(as_count(target, "sl_timers"), 5); /* as at the synchronous part */
+  su_commit(st);
+  /* 3 and 4 at 103 and 104, and key 9's 103 */
+  ASSERT_EQ(su_count(path, "sl_timers"), 3);
+  ASSERT_EQ(su_sql_int(path, "SELECT count(*) FROM sl_timers WHERE ts = 103"), 2);
   su_close(st);
 }
 
