@@ -383,7 +383,6 @@ static void slSourceLoop(slInst *in) {
   sl_job *job = in->job;
   const sl_source *src = &in->stage->src;
   int64_t delay = src->watermark_delay_ms;
-  unsigned reads = 0;
   while (!atomic_load(&job->stopping)) {
     if (atomic_load(&in->has_event)) {
       int64_t trigger = 0, notify = 0;
@@ -408,9 +407,12 @@ static void slSourceLoop(slInst *in) {
       pthread_mutex_unlock(&in->mu);
       continue;
     }
+    int64_t before = in->records;
     int rc = src->read(&in->ctx, src->ud), pending;
     if (atomic_load(&job->stopping)) return;
-    if ((++reads & 31) == 0 && slSdkFlushOld(in, &pending)) return;
+    /* a read that emitted nothing may be a slow or idle source: what it
+    ** gathered goes on; otherwise what waited longer than the linger */
+    if (in->records == before ? slSdkFlushOutputs(in) : slSdkFlushOld(in, &pending)) return;
     if (rc == SL_DONE) {
       in->done = 1;
       if (slSdkBroadcast(in, SL_M_WATERMARK, INT64_MAX)) return;

@@ -74,7 +74,7 @@ static int snapPin(void *ud) {
   src = sqlite3_open_v2(path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         sn->st->cfg.vfs);
   if (src != SQLITE_OK)
-    return slError(sn->errmsg, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+    return slError(sn->pin_err, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
                    "cannot open a read connection to %s: %s", path,
                    sn->rdb ? sqlite3_errmsg(sn->rdb) : sqlite3_errstr(src));
   sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
@@ -84,18 +84,18 @@ static int snapPin(void *ud) {
   sqlite3_exec(sn->rdb, "PRAGMA cache_size=32", NULL, NULL, NULL);
   src = sqlite3_exec(sn->rdb, "BEGIN", NULL, NULL, NULL);
   if (src != SQLITE_OK)
-    return slError(sn->errmsg, SL_IOERR, "cannot begin the snapshot's read transaction: %s",
+    return slError(sn->pin_err, SL_IOERR, "cannot begin the snapshot's read transaction: %s",
                    sqlite3_errmsg(sn->rdb));
-  rc = snapPragma(sn->errmsg, path, sn->rdb, "SELECT count(*) FROM sl_meta", &v);
-  if (rc == SL_OK) rc = snapPragma(sn->errmsg, path, sn->rdb, "PRAGMA page_size", &v);
+  rc = snapPragma(sn->pin_err, path, sn->rdb, "SELECT count(*) FROM sl_meta", &v);
+  if (rc == SL_OK) rc = snapPragma(sn->pin_err, path, sn->rdb, "PRAGMA page_size", &v);
   if (rc == SL_OK && (uint32_t)v != sn->pgsz)
-    rc = slError(sn->errmsg, SL_CORRUPT, "%s changed its page size from %u to %lld", path,
+    rc = slError(sn->pin_err, SL_CORRUPT, "%s changed its page size from %u to %lld", path,
                  sn->pgsz, (long long)v);
-  if (rc == SL_OK) rc = snapPragma(sn->errmsg, path, sn->rdb, "PRAGMA page_count", &v);
+  if (rc == SL_OK) rc = snapPragma(sn->pin_err, path, sn->rdb, "PRAGMA page_count", &v);
   if (rc) return rc;
   sn->npages = (uint64_t)v;
   if (sn->npages < 1)
-    return slError(sn->errmsg, SL_CORRUPT, "%s has an impossible page count %llu", path,
+    return slError(sn->pin_err, SL_CORRUPT, "%s has an impossible page count %llu", path,
                    (unsigned long long)sn->npages);
   sn->info.raw_bytes = sn->npages * sn->pgsz;
   return SL_OK;
@@ -349,7 +349,8 @@ int sl_snapshot_write(sl_snapshot *sn) {
   /* the frozen changes are committed and the read transaction pinned,
   ** here or already on the owner thread */
   rc = slStoreFlushFrozen(sn->frozen, sn->errmsg);
-  if (rc == SL_OK) rc = sn->frozen->hook_rc;
+  if (rc == SL_OK && (rc = sn->frozen->hook_rc) != SL_OK)
+    snprintf(sn->errmsg, sizeof sn->errmsg, "%s", sn->pin_err);
   if (rc != SL_OK) {
     if (sn->rdb) sqlite3_close(sn->rdb);
     sn->rdb = NULL;

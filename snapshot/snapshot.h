@@ -254,6 +254,8 @@ struct sl_snapshot {
   sl_store *st;
   sqlite3 *rdb;              /* the read connection, pinned to the commit */
   slFrozen *frozen;          /* the changes the synchronous part froze */
+  char pin_err[SL_ERRMSG_MAX]; /* why snapPin() failed (it may run on the
+                                owner thread while the writer starts) */
   atomic_int state;          /* SL_SNAP_* */
   int write_rc;              /* what sl_snapshot_write() returned */
   int level, flags;

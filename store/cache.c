@@ -443,6 +443,16 @@ int slCacheDirtySlow(sl_state *s, uint32_t ix) {
   t->dirty[t->ndirty++] = ix;
   s->store->dirty_est += slDirtyCost(t);
   e->flags |= SL_S_DIRTY;
+  /* what its record will take beyond dcost: a long key, a row on the heap
+  ** (lists count their rows as they are added) */
+  if (e->klen > t->kin) slCacheDirtyMore(s, e->klen);
+  if (e->flags & SL_S_VHEAP) {
+    uint32_t n;
+    memcpy(&n, slGetPtr(slSlotVal(t, e)), 4);
+    slCacheDirtyMore(s, n);
+  } else if (e->flags & SL_S_GENERIC) {
+    slCacheDirtyMore(s, ((slRow *)slGetPtr(slSlotVal(t, e)))->cap);
+  }
   return SL_OK;
 }
 
@@ -450,6 +460,10 @@ void slCacheDirtyCount(sl_state *s, uint32_t n) {
   slTab *t = &s->tab;
   s->store->dirty_est -= (size_t)(t->ndirty - n) * slDirtyCost(t);
   t->ndirty = n;
+  if (n == 0) {
+    s->store->dirty_est -= t->dextra;
+    t->dextra = 0;
+  }
 }
 
 int slCacheHasDirty(const sl_state *s) {

@@ -215,7 +215,11 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
   }
   for (int i = 0; i < st->nstates; i++) nttl += st->states[i]->has_expires;
   b = slMalloc(&st->alloc, sizeof *b + sizeof(sl_state *) * (size_t)nttl);
-  if (!b) return slStoreErr(st, SL_NOMEM, "out of memory");
+  if (!b) {
+    slFree(&st->alloc, f.p);
+    slFree(&st->alloc, f.offs);
+    return slStoreErr(st, SL_NOMEM, "out of memory");
+  }
   memset(b, 0, sizeof *b);
   /* one pass over the dirty slots: each is copied once (FROZEN marks the
   ** slots copied, for the dirty list may name one twice) */
@@ -402,10 +406,30 @@ static void slRecSort(slRecRef *v, size_t n) {
   }
 }
 
+/* SQLite rolls a connection's transaction back when certain statements fail,
+** reads too: the owner's read of an uncached key may do so while the batch
+** is written. Each record is therefore written under the connection's mutex
+** after checking that the transaction is still open; otherwise it would be
+** committed on its own. */
+static int slFrozenStillInTxn(slFrozen *b) {
+  if (sqlite3_get_autocommit(b->st->db)) {
+    snprintf(b->err, sizeof b->err, "an earlier failure made SQLite roll back the transaction "
+             "of %s before the checkpoint's changes were written", b->st->path);
+    return SL_ERROR;
+  }
+  return SL_OK;
+}
+
 static int slFrozenWriteAll(slFrozen *b) {
+  sqlite3_mutex *mu = sqlite3_db_mutex(b->st->db);
   int rc = SL_OK;
   slRecSort(b->recs, b->nrecs);
-  for (size_t i = 0; i < b->nrecs && rc == SL_OK; i++) rc = slRecWrite(b, b->recs[i].rec);
+  for (size_t i = 0; i < b->nrecs && rc == SL_OK; i++) {
+    sqlite3_mutex_enter(mu);
+    rc = slFrozenStillInTxn(b);
+    if (rc == SL_OK) rc = slRecWrite(b, b->recs[i].rec);
+    sqlite3_mutex_leave(mu);
+  }
   return rc;
 }
 
@@ -417,12 +441,15 @@ static int slFrozenExec(slFrozen *b, const char *sql, const char *what) {
 /* Writes and commits the batch; on the thread that claimed it. */
 static void slFrozenRun(slFrozen *b) {
   sl_store *st = b->st;
+  sqlite3_mutex *mu = sqlite3_db_mutex(st->db);
   int rc = SL_OK;
   if (!st->in_txn) {
     rc = slFrozenExec(b, "BEGIN IMMEDIATE", "cannot begin a write transaction");
     if (rc == SL_OK) st->in_txn = 1;
   }
   if (rc == SL_OK) rc = slFrozenWriteAll(b);
+  sqlite3_mutex_enter(mu);
+  if (rc == SL_OK) rc = slFrozenStillInTxn(b);
   for (int i = 0; i < b->nttl && rc == SL_OK; i++) {
     char *sql = slStoreExpireSql(b->ttl[i], b->now, st->cfg.ttl_cleanup_rows);
     if (!sql) {
@@ -444,6 +471,7 @@ static void slFrozenRun(slFrozen *b) {
     if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     st->in_txn = 0;
   }
+  sqlite3_mutex_leave(mu);
   b->rc = rc;
   if (rc == SL_OK && b->hook) b->hook_rc = b->hook(b->hook_ud);
   if (rc == SL_OK) slStoreKeepWriting(st);
@@ -484,6 +512,12 @@ int slStoreSettle(sl_store *st) {
   st->frozen = NULL;
   st->bytes -= b->acct;
   b->acct = 0;
+  /* written: the records are not needed any more */
+  slFree(&st->alloc, b->buf);
+  slFree(&st->alloc, b->recs);
+  b->buf = NULL;
+  b->recs = NULL;
+  b->nrecs = b->len = 0;
   if (b->rc) {
     slTimerApplyLog(st, 1);
     st->failed = 1;

@@ -50,6 +50,10 @@ static int slIterOpen(sl_state *s, int scan, sl_iter **out, const char *call) {
         return slStoreErr(st, SL_MISUSE, "%s: key column '%s' of state '%s' is %s", call,
                           s->key[i].name, s->name, slTypeName(s->key[i].type));
   }
+  /* an iterator reads the table, which holds what a checkpoint froze only
+  ** once its batch is committed */
+  rc = slStoreSettle(st);
+  if (rc) return rc;
   if (!st->iters) {
     rc = slCacheFlushState(s);
     if (rc) return rc;

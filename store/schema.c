@@ -535,6 +535,9 @@ static int slRegister(sl_store *st, const sl_state_desc *desc, int opened, sl_st
   int rc, src;
   rc = slStoreWritable(st);
   if (rc == SL_OK) rc = slCheckDesc(st, desc, opened);
+  /* it may write the registry and its failure looks at the transaction:
+  ** after a checkpoint's frozen batch, not beside it */
+  if (rc == SL_OK) rc = slStoreSettle(st);
   if (rc) return rc;
   for (int i = 0; i < st->nstates; i++) {
     if (strcasecmp(st->states[i]->name, desc->name) != 0) continue;

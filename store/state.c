@@ -197,10 +197,20 @@ static int slMapEntryOf(sl_state *s, const sl_value *mk, int load, uint32_t *out
   return slEntryFind(s, st->mkbuf, (uint32_t)need, hash, mk, load, out);
 }
 
-/* Sets an entry's row and marks it dirty. */
+/* Sets an entry's row and marks it dirty. On failure the entry is as it
+** was (a failed row change leaves the old row), or, when it cannot be marked
+** dirty, forgotten: its table row stays what it was, as does a call that
+** failed. */
 static int slPut(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
-  int rc = slCacheDirty(s, ix);
-  if (rc == SL_OK && !(v && slCacheSetFixed(s, ix, v, exp))) rc = slCacheSetRow(s, ix, v, exp);
+  slSlot *e = slSlotAt(&s->tab, ix);
+  int rc = SL_OK, was_dirty = (e->flags & SL_S_DIRTY) != 0;
+  if (!(v && slCacheSetFixed(s, ix, v, exp))) rc = slCacheSetRow(s, ix, v, exp);
+  if (rc == SL_OK) rc = slCacheDirty(s, ix);
+  if (rc != SL_OK && !was_dirty && !(e->flags & SL_S_DIRTY)) {
+    /* an entry made for this write without reading its row, or one whose
+    ** new row cannot be written later: it must not stand for the table */
+    slCacheDrop(s, ix);
+  }
   return rc;
 }
 
@@ -361,7 +371,9 @@ int sl_agg_get(sl_state *s, const sl_value **out) {
 
 /* ---- lists ------------------------------------------------------------- */
 
-static int slListAppend(sl_state *s, slList *l, const sl_value *row, int64_t exp) {
+/* Appends a row to a cached list; `pending` when it is still to be written
+** (counted for the checkpoint's copy), not when it was read from the table. */
+static int slListAppend(sl_state *s, slList *l, const sl_value *row, int64_t exp, int pending) {
   sl_store *st = s->store;
   int rc;
   if (l->nrows == l->caprows) {
@@ -375,6 +387,8 @@ static int slListAppend(sl_state *s, slList *l, const sl_value *row, int64_t exp
   rc = slRowSet(st, &l->rows[l->nrows], row, s->n_val, exp);
   if (rc) return rc;
   l->rowbytes += l->rows[l->nrows]->cap;
+  /* its record in a frozen batch: a row image, about this size */
+  if (pending) slCacheDirtyMore(s, l->rows[l->nrows]->cap);
   l->nrows++;
   return SL_OK;
 }
@@ -405,7 +419,7 @@ static int slListAdd(sl_state *s, const sl_value *rows, size_t n, int replace, c
   }
   exp = slExpiry(s);
   for (size_t i = 0; i < n && rc == SL_OK; i++)
-    rc = slListAppend(s, l, rows + i * (size_t)s->n_val, exp);
+    rc = slListAppend(s, l, rows + i * (size_t)s->n_val, exp, 1);
   if (replace) slListRowsFree(s, &old);
   slCacheListSync(s, l);
   return slLeave(s, rc, SL_NOSLOT);
@@ -434,7 +448,10 @@ static int slListLoad(sl_state *s, uint32_t ix) {
   sqlite3_stmt *q;
   int rc, src;
   if (e->flags & SL_S_LOADED) return SL_OK;
-  rc = slCacheFlushEntry(s, ix);
+  /* the rows of this list that a checkpoint froze are in its batch alone
+  ** until the batch is committed */
+  rc = slStoreSettle(st);
+  if (rc == SL_OK) rc = slCacheFlushEntry(s, ix);
   if (rc) return rc;
   slListRowsFree(s, l);
   rc = slStatePrepare(s, SL_Q_LOAD, &q);
@@ -443,7 +460,7 @@ static int slListLoad(sl_state *s, uint32_t ix) {
   l->next_seq = 0;
   while ((src = sqlite3_step(q)) == SQLITE_ROW) {
     slStoreColumns(q, 1, s->n_val, v);
-    rc = slListAppend(s, l, v, sqlite3_column_int64(q, 1 + s->n_val));
+    rc = slListAppend(s, l, v, sqlite3_column_int64(q, 1 + s->n_val), 0);
     if (rc) break;
     l->next_seq = sqlite3_column_int64(q, 0) + 1;
   }

@@ -33,7 +33,9 @@ int slStoreSqlRc(int src) {
 }
 
 int slStoreSqlErr(sl_store *st, int src, const char *what) {
-  const char *m = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src);
+  /* while another thread writes a frozen batch through the connection, its
+  ** last message may be that thread's: the code's own words then */
+  const char *m = st->db && !st->frozen ? sqlite3_errmsg(st->db) : sqlite3_errstr(src);
   if ((src & 0xff) == SQLITE_NOMEM) m = "out of memory";
   return slStoreErr(st, slStoreSqlRc(src), "%s: %s (%s)", what, m, st->path ? st->path : "");
 }

@@ -67,6 +67,8 @@ typedef struct slTab {
   uint32_t ss, kin, vin;
   uint32_t dcost;            /* about the bytes a dirty entry takes in a
                                 frozen batch (frozen.c) */
+  size_t dextra;             /* what the dirty entries take beyond dcost
+                                each: long keys, rows on the heap */
   uint32_t *dirty;
   uint32_t ndirty, capdirty;
   uint64_t gen;
@@ -347,6 +349,11 @@ SL_PRIVATE int slCacheDirtySlow(sl_state *s, uint32_t ix);
 static inline size_t slDirtyCost(const slTab *t) { return t->dcost; }
 /* Sets the length of a state's dirty list, and the store's estimate. */
 SL_PRIVATE void slCacheDirtyCount(sl_state *s, uint32_t n);
+/* Counts `n` more bytes a dirty entry of s will take in a frozen batch. */
+static inline void slCacheDirtyMore(sl_state *s, size_t n) {
+  s->tab.dextra += n;
+  s->store->dirty_est += n;
+}
 /* Marks an entry dirty (SL_NOMEM when the dirty list cannot grow). */
 static inline int slCacheDirty(sl_state *s, uint32_t ix) {
   return (slSlotAt(&s->tab, ix)->flags & SL_S_DIRTY) ? SL_OK : slCacheDirtySlow(s, ix);
