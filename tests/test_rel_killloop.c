@@ -604,9 +604,9 @@ static void kl_loop(int cycles_wanted, int64_t count) {
          st.cycles, st.jobs, st.timed, st.uniform, st.startup, st.inside, st.between,
          st.unpublished, (long long)(st.ckpt_n ? st.ckpt_ms_sum / st.ckpt_n : 0),
          (long long)st.verified, (long long)st.violations);
-  tt_figure("cycles %d rel_kill_loop", st.cycles);
-  tt_figure("kills_inside_checkpoints %d rel_kill_loop", st.inside);
-  tt_figure("violations %lld rel_kill_loop", (long long)st.violations);
+  tt_count("cycles", st.cycles);
+  tt_count("kills_inside_checkpoints", st.inside);
+  tt_count("violations", st.violations);
   ASSERT_EQ(st.violations, 0);
   ASSERT(st.cycles >= cycles_wanted);
   /* the bias works: many kills land inside a checkpoint */

@@ -15,6 +15,7 @@
 #include "store_util.h"
 #include "test.h"
 #include "test_snapshot_util.h"
+#include "torture.h"
 
 /* An allocator that fails allocation number `fail_at` (counting from when
 ** it is armed): only that one, or (persistent) every one after it too,
@@ -133,6 +134,7 @@ static void checkpoint_loop(int persistent) {
     (void)made;
   }
   ASSERT_MSG(n > 5 && n < 10000, "the loop ended after %ld runs", n);
+  tt_count("faults", n - 1);
   printf("a checkpoint needs %ld allocations (%s failures)\n", n - 1,
          persistent ? "persistent" : "single");
   SN_OK(sl_chkdir_verify(cd, id - 1, NULL), cd);
@@ -199,6 +201,7 @@ static void restore_loop(int p1, int persistent) {
     ASSERT_EQ(restored, 0);
   }
   ASSERT_MSG(n > 5 && n < 10000, "the loop ended after %ld runs", n);
+  tt_count("faults", n - 1);
   printf("the restore to %d instance(s) needs %ld allocations (%s failures)\n", p1, n - 1,
          persistent ? "persistent" : "single");
   for (int i = 0; i < p1; i++) free(want[i]);

@@ -25,7 +25,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "test.h"
 
 static inline void tt_figure(const char *fmt, ...)
 #if defined(__GNUC__)
@@ -43,6 +46,17 @@ static inline void tt_figure(const char *fmt, ...) {
   line[n++] = '\n';
   fflush(stdout);
   if (write(STDOUT_FILENO, line, (size_t)n) < 0) { /* nothing to do about it */ }
+}
+
+/* The name of the running test: the last part of its scratch directory. */
+static inline const char *tt_test_name(void) {
+  const char *d = test_dir(), *slash = strrchr(d, '/');
+  return slash ? slash + 1 : d;
+}
+
+/* "figure: <kind> <n> <the running test>" */
+static inline void tt_count(const char *kind, long long n) {
+  tt_figure("%s %lld %s", kind, n, tt_test_name());
 }
 
 #endif
