@@ -557,11 +557,11 @@ static int slJobBuild(sl_job *job) {
       memset(o, 0, sizeof *o);
       o->edge = ed;
       o->to = t;
-      o->nchan = t->par;
       o->rr = i % t->par;
       o->chan = slMalloc(&job->alloc, sizeof *o->chan * (size_t)t->par);
       if (!o->chan) return slNoMem(job);
       memset(o->chan, 0, sizeof *o->chan * (size_t)t->par);
+      o->nchan = t->par; /* only now: teardown frees nchan channels of chan */
       for (int j = 0; j < t->par; j++) {
         slInst *to = &t->inst[j];
         slChan **q;
