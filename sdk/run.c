@@ -117,7 +117,9 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
     pthread_cond_signal(&job->cv_writer);
     pthread_mutex_unlock(&job->mu);
   }
-  if (!in->ended_sent && slSdkBroadcast(in, SL_M_BARRIER, savepoint ? -id : id)) return SL_ERROR;
+  /* also after the end of the input: a final checkpoint that failed is
+  ** taken again, and its barrier must reach the instances that have ended */
+  if (slSdkBroadcast(in, SL_M_BARRIER, savepoint ? -id : id)) return SL_ERROR;
   return SL_OK;
 }
 
@@ -208,13 +210,17 @@ static int slFinishAlignment(slInst *in) {
   for (int c = 0; c < in->nin; c++) in->in[c]->blocked = in->in[c]->got_barrier = 0;
   pthread_mutex_unlock(&in->mu);
   in->aligning = 0;
+  in->aligned = id;
   rc = slInstCheckpoint(in, id, in->aligning_savepoint);
   return rc;
 }
 
 static int slInstBarrier(slInst *in, slChan *c, int64_t raw) {
   int64_t id = raw < 0 ? -raw : raw;
-  if (id < in->aligning) return SL_OK; /* a stale barrier of an abandoned checkpoint */
+  /* a stale barrier of an abandoned checkpoint, or of one taken already:
+  ** once inputs have ended, a barrier that comes through one of them after
+  ** the others completed the alignment */
+  if (id < in->aligning || id <= in->aligned) return SL_OK;
   if (id > in->aligning) {
     /* a newer checkpoint: whatever was being aligned was abandoned */
     pthread_mutex_lock(&in->mu);
