@@ -701,6 +701,7 @@ static void slCoordinate(sl_job *job, int64_t next_id) {
             break;
           }
           if (id == job->final_id) job->final_id = 0; /* try the final one again */
+          if (sp) stop_after = 0;                     /* and the savepoint to stop with */
         } else {
           int64_t v[2];
           consecutive = 0;
@@ -733,6 +734,7 @@ static void slCoordinate(sl_job *job, int64_t next_id) {
           break;
         }
         if (id == job->final_id) job->final_id = 0;
+        if (sp) stop_after = 0;
         last_end = slNowMs();
       }
     } else if (!finishing) {
