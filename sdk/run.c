@@ -21,6 +21,9 @@ static int64_t slMonoUs(void) {
 /* A callback failed: stop the job with the operator named. */
 static int slCallbackFailed(slInst *in, int rc, const char *cb) {
   if (rc == SL_ROW || rc == SL_DONE) rc = SL_ERROR;
+  /* the job is ending already, stopped or failed: what fails now fails
+  ** because of that (sl_ctx_emit() refuses records once the job stops) */
+  if (atomic_load(&in->job->stopping)) return rc;
   return slJobFail(in->job, rc, "%s '%s' (instance %d of %d): %s failed with %s%s%s",
                    in->stage->is_source ? "source" : "operator", in->stage->name, in->index,
                    in->stage->par, cb, sl_errstr(rc), in->errbuf[0] ? ": " : "",
