@@ -4,7 +4,8 @@
 ** numbers every allocation, fails allocation N (once, or N and every one
 ** after it) and counts the blocks not yet freed; the job the loops run, in
 ** the test process itself (generators -> key_by -> sequence checkers ->
-** the exactly-once file sink); what a finished job must hold; and the leak
+** the exactly-once file sink, checkpoints every 5 ms); what a finished job
+** must hold; and the leak
 ** checks after a run: no statelite block, no SQLite memory and no file
 ** descriptor left over. The allocator also serves the stop test: from the
 ** start of a given checkpoint it numbers the allocations again, asks the
@@ -212,6 +213,7 @@ typedef struct af_job_cfg {
   const char *stop_savepoint;
   int arm_at_checkpoint;     /* > 0: arm AF's stop at the start of this checkpoint */
   int final_only;            /* checkpoints: only the final one (fast runs) */
+  int64_t interval_ms;       /* checkpoint_interval_ms, 0: 5 ms */
   int64_t timeout_ms;        /* checkpoint_timeout_ms, 0: the default */
   int64_t slow_ms;           /* checker instance 1 takes this long in the
                                 snapshot hook of checkpoint 2 */
@@ -294,7 +296,7 @@ static inline int af_run(af_job_cfg *c, char *msg, size_t cap) {
   sl_job_config_init(&cfg);
   cfg.state_dir = state;
   cfg.checkpoint_dir = chk;
-  cfg.checkpoint_interval_ms = c->final_only ? 0 : 3;
+  cfg.checkpoint_interval_ms = c->final_only ? 0 : c->interval_ms ? c->interval_ms : 5;
   cfg.tolerable_failures = c->tolerable;
   if (c->timeout_ms) cfg.checkpoint_timeout_ms = c->timeout_ms;
   cfg.memory_budget = 16 * 1024;

@@ -9,7 +9,7 @@
 ** which no failure was injected. The scenarios:
 **
 **   fresh       from empty directories: job setup, opening the stores,
-**               processing with checkpoints every 3 ms, the final checkpoint
+**               processing with checkpoints every 5 ms, the final checkpoint
 **   restore     from a checkpoint of an earlier run that was stopped halfway
 **   rescale     the same, with 3 checker instances where the checkpoint has 2
 **   savepoint   from that checkpoint, and the run is stopped with a savepoint
@@ -25,8 +25,8 @@
 ** without faults from the same directories (from the savepoint when the
 ** failing run completed it) must finish with the output and state of an
 ** uninterrupted run: nothing lost, nothing doubled. Long mode (make
-** torture) tries every N; otherwise every N up to 30 (job setup) and then
-** about 20 more spread over the rest of the run's
+** torture) tries every N; otherwise every N up to 20 (job setup) and then
+** about 15 more spread over the rest of the run's
 ** allocations from a random start (the seed is printed; SL_TEST_SEED=<seed>
 ** repeats it). ASan or valgrind (make
 ** valgrind TEST_ARGS=sdk_alloc_fault) check the memory beyond that.
@@ -87,8 +87,8 @@ static void af_make_base(void) {
 
 /* The next N: every one in long mode; otherwise every one up to AF_DENSE
 ** (job setup and the first stores), then every step-th from a random start. */
-#define AF_DENSE 30
-#define AF_SPREAD 20
+#define AF_DENSE 20
+#define AF_SPREAD 15
 
 static long af_next(long n, long step, long offset) {
   if (test_long() || n < AF_DENSE) return n + 1;

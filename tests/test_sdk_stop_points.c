@@ -22,11 +22,11 @@
 **                  (A snapshot begun while the job was stopping was once
 **                  lost that way, with its memory and its store.)
 **   slow hook      the same timeout, with checker instance 1 taking S ms in
-**                  its snapshot hook of checkpoint 2: S = 0, 8, ... 80.
+**                  its snapshot hook of checkpoint 2: S = 0, 16, ... 80.
 **
 ** K = 1, 2, ... until the stop (or the pause) comes after checkpoint 2 is
-** complete, three times in a row; in make test every K up to 8, then every
-** 8th; long mode: every K, and S every ms.
+** complete, three times in a row; in make test every K up to 4, then every
+** 12th; long mode: every K, and S every ms.
 **
 ** Every run must return SL_OK (with the savepoint, when it was asked for
 ** one before checkpoint 2 was complete and before the end of the input),
@@ -51,6 +51,7 @@ static void sp_cfg(af_job_cfg *c) {
   c->tolerable = 1000;
   c->alloc = &af_alloc;
   c->arm_at_checkpoint = 2;
+  c->interval_ms = 3;
 }
 
 /* One run stopped as armed, its checks, and the run that finishes the job. */
@@ -97,7 +98,7 @@ static void sp_loop(const char *sp, int pause) {
   int late_in_a_row = 0, during = 0;
   sp_cfg(&c);
   if (pause) c.timeout_ms = 40;
-  for (k = 1; late_in_a_row < 3; k += test_long() || k < 8 ? 1 : 8) {
+  for (k = 1; late_in_a_row < 3; k += test_long() || k < 4 ? 1 : 12) {
     int late;
     ASSERT_MSG(k < 100000, "%s never came after checkpoint 2", what);
     if (pause) af_arm_stop(0, k, 60, 2, sp);
@@ -127,7 +128,7 @@ static void sp_slow_hook_loop(const char *sp) {
   long runs = 0;
   sp_cfg(&c);
   c.timeout_ms = 40;
-  for (int64_t s = 0; s <= 80; s += test_long() ? 1 : 8) {
+  for (int64_t s = 0; s <= 80; s += test_long() ? 1 : 16) {
     c.slow_ms = s;
     af_arm_stop(0, 0, 0, 2, sp);
     sp_once(&c, sp, want, "a slow snapshot hook of ms", (long)s);
