@@ -56,6 +56,7 @@ static struct {
   sl_job *volatile job;
   const char *stop_savepoint;
   atomic_long completed;   /* newest checkpoint the checker saw complete */
+  atomic_llong cp2_begun_ms, cp2_done_ms; /* when checkpoint 2 began and completed */
   long stop_checkpoint;
 } AF;
 
@@ -229,6 +230,8 @@ static af_job_cfg *af_current;
 static inline int af_position(sl_ctx *ctx, int64_t *pos, void *ud) {
   int index = 0;
   sl_ctx_subtask(ctx, &index, NULL);
+  if (index == 0 && atomic_load(&af_position_calls) == 1 && !atomic_load(&AF.cp2_begun_ms))
+    atomic_store(&AF.cp2_begun_ms, af_now_ms());
   if (index == 0 && af_current->arm_at_checkpoint > 0 &&
       atomic_fetch_add(&af_position_calls, 1) + 1 == af_current->arm_at_checkpoint) {
     atomic_store(&AF.stop_count, 0);
@@ -256,6 +259,7 @@ static inline int af_notify(sl_ctx *ctx, int64_t id, void *ud) {
   (void)ud;
   sl_ctx_subtask(ctx, &index, NULL);
   if (index == 0 && id > atomic_load(&AF.completed)) atomic_store(&AF.completed, id);
+  if (index == 0 && id == 2) atomic_store(&AF.cp2_done_ms, af_now_ms());
   return SL_OK;
 }
 
@@ -290,6 +294,8 @@ static inline int af_run(af_job_cfg *c, char *msg, size_t cap) {
   af_current = c;
   atomic_store(&af_records, 0);
   atomic_store(&AF.completed, 0);
+  atomic_store(&AF.cp2_begun_ms, 0);
+  atomic_store(&AF.cp2_done_ms, 0);
   atomic_store(&AF.inputs_done, 0);
   atomic_store(&AF.stop_armed, 0); /* armed again by af_position() if asked */
   atomic_store(&af_position_calls, 0);
