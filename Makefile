@@ -6,7 +6,8 @@
 #   make check         only the quick tests (names starting with quick_)
 #   make asan | ubsan  the tests under AddressSanitizer+UBSan | UBSan alone
 #   make valgrind      every test under valgrind
-#   make torture       every test in long mode (SL_TEST_LONG=1)
+#   make torture       every test in long mode (SL_TEST_LONG=1), then a summary
+#                      of what was injected and found (build/torture.log)
 #   make fuzz          libFuzzer on the MANIFEST parser and snapshot loader for
 #                      FUZZ_SECONDS (default 60); findings go to tests/fuzz/regressions
 #   make install       PREFIX=/usr/local DESTDIR= (also: make uninstall)
@@ -238,8 +239,20 @@ $(BUILD)/.deps-valgrind-ok: $(DEPS_SH) | $(DEPS_STAMP)
 	@CC="$(CC)" bash $(DEPS_SH) valgrind
 	@touch $@
 
+# Every test in long mode; the output also goes to $(TORTURE_LOG), and
+# tests/torture_summary.sh closes it with the figures the tests printed (kill
+# cycles, kill points hit, faults injected, violations). When no TEST_ARGS
+# narrow the run, every kill point of the library must have been hit. Not
+# part of CI (.ci/run): it takes long.
+TORTURE_LOG := $(BUILD)/torture.log
+
 torture: $(RUNNER) $(TOOL) $(TEST_DEPS) $(TORTURE_DEPS)
-	SL_TEST_LONG=1 $(RUN_TESTS) --timeout $(TORTURE_TIMEOUT) $(TEST_ARGS)
+	@rm -f $(TORTURE_LOG) $(TORTURE_LOG).status
+	@{ SL_TEST_LONG=1 $(RUN_TESTS) --timeout $(TORTURE_TIMEOUT) $(TEST_ARGS) 2>&1; \
+	  echo $$? > $(TORTURE_LOG).status; } | tee $(TORTURE_LOG)
+	@sh tests/torture_summary.sh $(TORTURE_LOG) "$$(cat $(TORTURE_LOG).status)" \
+	  $(if $(strip $(TEST_ARGS)),,--all) $(LIB_SRCS) | tee -a $(TORTURE_LOG); \
+	  exit $$(tail -n 1 $(TORTURE_LOG) | grep -q 'passed$$' && echo 0 || echo 1)
 
 # libFuzzer (clang; its runtime comes with libclang-rt-14-dev). The target is
 # built from the library sources with the fuzzer's instrumentation, runs on a

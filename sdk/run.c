@@ -21,6 +21,9 @@ static int64_t slMonoUs(void) {
 /* A callback failed: stop the job with the operator named. */
 static int slCallbackFailed(slInst *in, int rc, const char *cb) {
   if (rc == SL_ROW || rc == SL_DONE) rc = SL_ERROR;
+  /* the job is ending already, stopped or failed: what fails now fails
+  ** because of that (sl_ctx_emit() refuses records once the job stops) */
+  if (atomic_load(&in->job->stopping)) return rc;
   return slJobFail(in->job, rc, "%s '%s' (instance %d of %d): %s failed with %s%s%s",
                    in->stage->is_source ? "source" : "operator", in->stage->name, in->index,
                    in->stage->par, cb, sl_errstr(rc), in->errbuf[0] ? ": " : "",
@@ -116,7 +119,9 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
     pthread_cond_signal(&job->cv_writer);
     pthread_mutex_unlock(&job->mu);
   }
-  if (!in->ended_sent && slSdkBroadcast(in, SL_M_BARRIER, savepoint ? -id : id)) return SL_ERROR;
+  /* also after the end of the input: a final checkpoint that failed is
+  ** taken again, and its barrier must reach the instances that have ended */
+  if (slSdkBroadcast(in, SL_M_BARRIER, savepoint ? -id : id)) return SL_ERROR;
   return SL_OK;
 }
 
@@ -208,13 +213,17 @@ static int slFinishAlignment(slInst *in) {
   for (int c = 0; c < in->nin; c++) in->in[c]->blocked = in->in[c]->got_barrier = 0;
   pthread_mutex_unlock(&in->mu);
   in->aligning = 0;
+  in->aligned = id;
   rc = slInstCheckpoint(in, id, in->aligning_savepoint);
   return rc;
 }
 
 static int slInstBarrier(slInst *in, slChan *c, int64_t raw) {
   int64_t id = raw < 0 ? -raw : raw;
-  if (id < in->aligning) return SL_OK; /* a stale barrier of an abandoned checkpoint */
+  /* a stale barrier of an abandoned checkpoint, or of one taken already:
+  ** once inputs have ended, a barrier that comes through one of them after
+  ** the others completed the alignment */
+  if (id < in->aligning || id <= in->aligned) return SL_OK;
   if (id > in->aligning) {
     /* a newer checkpoint: whatever was being aligned was abandoned */
     pthread_mutex_lock(&in->mu);
@@ -615,11 +624,11 @@ static int slJobBuild(sl_job *job) {
       memset(o, 0, sizeof *o);
       o->edge = ed;
       o->to = t;
-      o->nchan = t->par;
       o->rr = i % t->par;
       o->chan = slMalloc(&job->alloc, sizeof *o->chan * (size_t)t->par);
       if (!o->chan) return slNoMem(job);
       memset(o->chan, 0, sizeof *o->chan * (size_t)t->par);
+      o->nchan = t->par; /* only now: teardown frees nchan channels of chan */
       for (int j = 0; j < t->par; j++) {
         slInst *to = &t->inst[j];
         slChan **q;
@@ -753,6 +762,7 @@ static void slCoordinate(sl_job *job, int64_t next_id) {
             break;
           }
           if (id == job->final_id) job->final_id = 0; /* try the final one again */
+          if (sp) stop_after = 0;                     /* and the savepoint to stop with */
         } else {
           int64_t v[2];
           consecutive = 0;
@@ -785,6 +795,7 @@ static void slCoordinate(sl_job *job, int64_t next_id) {
           break;
         }
         if (id == job->final_id) job->final_id = 0;
+        if (sp) stop_after = 0;
         last_end = slNowMs();
       }
     } else if (!finishing) {

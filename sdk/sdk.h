@@ -103,6 +103,7 @@ struct slInst {
   int64_t max_ts, wm_sent;
   int64_t wm_last_ms;
   int64_t aligning;        /* barrier being aligned, 0: none */
+  int64_t aligned;         /* the last barrier aligned: its checkpoint is taken */
   int aligning_savepoint;
   int nbarrier;
   int ended_sent;

@@ -44,6 +44,8 @@ char *slSnapEntryDir(sl_chkdir *cd, int64_t id, const char *savepoint) {
 /* Checks a handle at the API boundary and clears its message. */
 static int cdUsable(sl_chkdir *cd) {
   if (!cd || cd->hdr.magic != SL_MAGIC_CHKDIR) return SL_MISUSE;
+  /* a handle whose open failed before it had its directory */
+  if (!cd->dir) return slSnapCdErr(cd, SL_MISUSE, "the checkpoint directory was not opened");
   cd->errmsg[0] = 0;
   return SL_OK;
 }

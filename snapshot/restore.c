@@ -80,6 +80,7 @@ int sl_chkdir_verify(sl_chkdir *cd, int64_t id, const char *savepoint) {
   char *dir, *mf;
   int rc;
   if (!cd || cd->hdr.magic != SL_MAGIC_CHKDIR) return SL_MISUSE;
+  if (!cd->dir) return slSnapCdErr(cd, SL_MISUSE, "the checkpoint directory was not opened");
   cd->errmsg[0] = 0;
   if (savepoint && !slSnapIsName(savepoint))
     return slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_verify: bad savepoint name '%s'", savepoint);
@@ -972,8 +973,9 @@ int sl_chkdir_restore(sl_chkdir *cd, int64_t id, const char *savepoint, const ch
   int rc, tried = 0;
   size_t used = 0;
   if (!cd || cd->hdr.magic != SL_MAGIC_CHKDIR) return SL_MISUSE;
-  cd->errmsg[0] = 0;
   if (restored) *restored = 0;
+  if (!cd->dir) return slSnapCdErr(cd, SL_MISUSE, "the checkpoint directory was not opened");
+  cd->errmsg[0] = 0;
   if (cd->cfg.flags & SL_CHKDIR_READONLY)
     return slSnapCdErr(cd, SL_MISUSE, "sl_chkdir_restore: the checkpoint directory %s was opened "
                        "read-only", cd->dir);

@@ -17,6 +17,7 @@
 
 #include "statelite.h"
 #include "test.h"
+#include "torture.h"
 
 /* Runs fn(arg) in a child process and returns its exit status; the child
 ** exits with fn's return value (0 for success). */
@@ -79,6 +80,7 @@ static inline int sdk_kill_loop(int (*fn)(void *), void *arg, uint64_t seed, int
     }
     ASSERT_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                "the job ended with status %d (seed %llu)", status, (unsigned long long)seed);
+    tt_count("cycles", kills);
     return kills;
   }
   ASSERT_MSG(0, "the job never finished");

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "sdk_util.h"
+#include "torture.h"
 
 typedef struct kp_cfg {
   int64_t count, keys, delay_us;
@@ -186,6 +187,7 @@ TEST(rel_named_kill_points) {
     }
     printf("kill point %-16s hit %d times, %d kills in %d runs, last checkpoint %lld\n",
            kp_points[p], hits, kills, cycles, (long long)kp_newest(&c));
+    tt_figure("kill_point %d %s", hits, kp_points[p]);
     ASSERT_MSG(hits >= 1, "kill point %s was never hit", kp_points[p]);
     kp_check(&c);
     total += hits;

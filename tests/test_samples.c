@@ -140,10 +140,12 @@ static int smp_kill_loop(const char *const *argv, const char *log, const char *c
     /* it ended by itself */
     ASSERT_MSG(smp_status(status) == 0, "%s ended with status %d (seed %llu; see %s)", argv[0],
                smp_status(status), (unsigned long long)seed, log);
+    tt_count("cycles", kills);
     return kills;
   }
   ASSERT_MSG(smp_run(argv, log) == 0, "%s failed after %d kills (seed %llu; see %s)", argv[0], kills,
              (unsigned long long)seed, log);
+  tt_count("cycles", kills);
   return kills;
 }
 

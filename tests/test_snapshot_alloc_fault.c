@@ -15,6 +15,7 @@
 #include "store_util.h"
 #include "test.h"
 #include "test_snapshot_util.h"
+#include "torture.h"
 
 /* An allocator that fails allocation number `fail_at` (counting from when
 ** it is armed): only that one, or (persistent) every one after it too,
@@ -133,6 +134,7 @@ static void checkpoint_loop(int persistent) {
     (void)made;
   }
   ASSERT_MSG(n > 5 && n < 10000, "the loop ended after %ld runs", n);
+  tt_count("faults", n - 1);
   printf("a checkpoint needs %ld allocations (%s failures)\n", n - 1,
          persistent ? "persistent" : "single");
   SN_OK(sl_chkdir_verify(cd, id - 1, NULL), cd);
@@ -199,6 +201,7 @@ static void restore_loop(int p1, int persistent) {
     ASSERT_EQ(restored, 0);
   }
   ASSERT_MSG(n > 5 && n < 10000, "the loop ended after %ld runs", n);
+  tt_count("faults", n - 1);
   printf("the restore to %d instance(s) needs %ld allocations (%s failures)\n", p1, n - 1,
          persistent ? "persistent" : "single");
   for (int i = 0; i < p1; i++) free(want[i]);
@@ -211,3 +214,46 @@ TEST(snapshot_alloc_fault_restore_once) { restore_loop(2, 0); }
 TEST(snapshot_alloc_fault_rescale) { restore_loop(3, 1); }
 
 TEST(snapshot_alloc_fault_rescale_once) { restore_loop(3, 0); }
+
+/* A checkpoint directory whose open failed before it had its path (its
+** copy could not be allocated, or the settings were refused) is a handle
+** for sl_errmsg() and sl_chkdir_close(): every other call refuses it with
+** SL_MISUSE and a sentence, and none crashes. */
+TEST(quick_snapshot_alloc_fault_failed_open_handle) {
+  failing f = {0, 0, 0, 0, 0};
+  sl_allocator a = {fa_malloc, fa_realloc, fa_free, &f};
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/chk", test_dir());
+  for (int how = 0; how < 2; how++) {
+    sl_chkdir_config cfg;
+    sl_chkdir *cd = NULL;
+    const sl_chk_entry *e = NULL;
+    const char *path = NULL;
+    int64_t id = 0;
+    int n = 0, removed = 0;
+    sl_rescale rs = {"wc", 1};
+    sl_chkdir_config_init(&cfg);
+    if (how == 0) {
+      cfg.allocator = &a;
+      arm(&f, 2); /* the handle is allocation 1, its path 2 */
+      ASSERT_EQ(sl_chkdir_open(dir, &cfg, &cd), SL_NOMEM);
+      f.armed = 0;
+      ASSERT(f.failed);
+    } else {
+      cfg.keep = 0;
+      ASSERT_EQ(sl_chkdir_open(dir, &cfg, &cd), SL_MISUSE);
+    }
+    ASSERT(cd != NULL);
+    ASSERT_EQ(sl_chkdir_list(cd, &e, &n), SL_MISUSE);
+    ASSERT(strstr(sl_errmsg(cd), "not opened") != NULL);
+    ASSERT_EQ(sl_chkdir_next_id(cd, &id), SL_MISUSE);
+    ASSERT_EQ(sl_chkdir_target(cd, 1, NULL, &path), SL_MISUSE);
+    ASSERT_EQ(sl_chkdir_discard(cd, 1, NULL), SL_MISUSE);
+    ASSERT_EQ(sl_chkdir_gc(cd, &removed), SL_MISUSE);
+    ASSERT_EQ(sl_chkdir_publish(cd, 1, NULL, NULL, 0), SL_MISUSE);
+    ASSERT_EQ(sl_chkdir_verify(cd, 1, NULL), SL_MISUSE);
+    ASSERT_EQ(sl_chkdir_restore(cd, 0, NULL, sn_rdir(), &rs, 1, NULL), SL_MISUSE);
+    ASSERT(strstr(sl_errmsg(cd), "not opened") != NULL);
+    ASSERT_EQ(sl_chkdir_close(cd), SL_OK);
+  }
+}

@@ -21,6 +21,7 @@
 #include "statelite.h"
 #include "store_util.h"
 #include "test.h"
+#include "torture.h"
 
 /* ------------------------------------------------------------------------ */
 /* The failing allocators                                                    */
@@ -331,7 +332,7 @@ static void fault_loop(size_t budget, int offset) {
   char base_dir[4096], base_path[4096], run_path[4096];
   char *base_dump, *full_dump;
   long n, total = 0;
-  int committed = 0, rc, failures = 0, runs = 0;
+  int committed = 0, rc, failures = 0, runs = 0, injected = 0;
   install_sqlite_hooks();
   /* The base file is made once in a directory of its own and copied into
   ** place before every run. */
@@ -380,12 +381,14 @@ static void fault_loop(size_t budget, int offset) {
     }
     free(dump);
     if (rc != SL_OK) failures++;
+    if (F.hit) injected++;
     /* The dump above already pins the contents; also open it through the
     ** API now and then. */
     if (runs++ % 64 == 0) check_opens("run");
     if (!F.hit) break;
   }
   ASSERT(failures > 0);
+  tt_count("faults", injected);
   ASSERT_MSG(n > total - 3, "the loop ended at allocation %ld, the workload made %ld", n,
              total);
   free(base_dump);
