@@ -47,6 +47,10 @@ if [ "$FULL" = 1 ]; then PIPE_RECORDS=${PIPE_RECORDS:-3000000}; else PIPE_RECORD
 PIPE_PARS=${PIPE_PARS:-1 2}
 PIPE_KEYS=100000
 A_RECORDS=${A_RECORDS:-2000000} A_KEYS=${A_KEYS:-100000} A_BUDGET=64M A_BUDGET_MIB=64
+# MapState and ListState hold 8 entries (rows) per key: their working set at
+# size A fits a larger budget (about 100 MiB of statelite's cache with the
+# room a checkpoint's copy needs)
+A_ML_BUDGET=256M A_ML_BUDGET_MIB=256
 B_RECORDS=${B_RECORDS:-5000000} B_KEYS=${B_KEYS:-2000000} B_BUDGET=8M B_BUDGET_MIB=8
 CC=${CC:-cc}
 
@@ -202,10 +206,11 @@ fmt_int() {
 # The state sections: engines, shapes, weights
 # ---------------------------------------------------------------------------
 
-# engine_cmd LABEL SIZE -> the program and the engine's options
+# engine_cmd LABEL SIZE [STATE] -> the program and the engine's options
 engine_cmd() {
   local budget=$A_BUDGET
   [ "$2" = B ] && budget=$B_BUDGET
+  [ "$2" = A ] && [ "${3:-value}" != value ] && budget=$A_ML_BUDGET
   case $1 in
     statelite) echo "$BIN statelite --budget $budget" ;;
     statelite-nocache) echo "$BIN statelite-nocache" ;;
@@ -237,6 +242,7 @@ add_section() { # NAME STATE SIZE DIST WEIGHT ENGINES...
   sec_engines[$name]="$*"
 }
 rocks_a="rocksdb rocksdb-${A_BUDGET_MIB}MiB"
+rocks_aml="rocksdb rocksdb-${A_ML_BUDGET_MIB}MiB"
 rocks_b=rocksdb
 # A block cache of the budget is RocksDB's default at size B before RocksDB 8.
 [ "$rocksdb_default_cache_mib" -ne "$B_BUDGET_MIB" ] && rocks_b="rocksdb rocksdb-${B_BUDGET_MIB}MiB"
@@ -245,8 +251,8 @@ add_section value-A-zipf value A zipf 12 statelite hash sqlite $rocks_a
 add_section value-B-uniform value B uniform 16 statelite hash sqlite $rocks_b
 add_section value-B-zipf value B zipf 12 statelite hash sqlite $rocks_b
 for st in map list; do
-  add_section $st-A-uniform $st A uniform 6 statelite hash sqlite $rocks_a
-  add_section $st-A-zipf $st A zipf 5 statelite hash sqlite $rocks_a
+  add_section $st-A-uniform $st A uniform 6 statelite hash sqlite $rocks_aml
+  add_section $st-A-zipf $st A zipf 5 statelite hash sqlite $rocks_aml
   add_section $st-B-uniform $st B uniform 6 statelite hash sqlite $rocks_b
   add_section $st-B-zipf $st B zipf 5 statelite hash sqlite $rocks_b
 done
@@ -279,7 +285,7 @@ run_state_section() {
     [ "$p" -gt "$nominal" ] && p=$nominal
     for label in "${engines[@]}"; do
       # shellcheck disable=SC2046
-      run_kv "$pilots" "$s" "$label" pilot $(engine_cmd "$label" "${sec_size[$s]}") \
+      run_kv "$pilots" "$s" "$label" pilot $(engine_cmd "$label" "${sec_size[$s]}" "${sec_state[$s]}") \
         --records "$p" $(wargs "$s" "$label")
     done
     read -r records predicted fixed <<<"$(awk -F'|' -v s="$s" -v p="$p" -v runs="$RUNS" \
@@ -317,7 +323,7 @@ run_state_section() {
         k=$((k + 1))
         printf '[%-16s %2d/%d] %-18s ... ' "$s" "$k" "$total" "$label"
         # shellcheck disable=SC2046
-        run_kv "$kv" "$s" "$label" "$round" $(engine_cmd "$label" "${sec_size[$s]}") \
+        run_kv "$kv" "$s" "$label" "$round" $(engine_cmd "$label" "${sec_size[$s]}" "${sec_state[$s]}") \
           --records "$records" $(wargs "$s" "$label")
         printf '%12s rec/s  %12s rec/s e2e  (%s s)\n' "$(field ops_per_sec <<<"$last_out")" \
           "$(field e2e_ops_per_sec <<<"$last_out")" "$(field run_wall <<<"$last_out")"
@@ -353,7 +359,7 @@ run_state_section() {
   sec_records[$s]=$records
   sec_secs[$s]=$(fint "$(fsub "$(now)" "$t0")")
   sec_cmds[$s]=$(for label in "${engines[@]}"; do
-    echo "./$(engine_cmd "$label" "${sec_size[$s]}") --records $records $(wargs "$s" "$label" | sed "s|$scratch/base|base|")"
+    echo "./$(engine_cmd "$label" "${sec_size[$s]}" "${sec_state[$s]}") --records $records $(wargs "$s" "$label" | sed "s|$scratch/base|base|")"
   done)
 }
 
@@ -512,7 +518,11 @@ title_of() { # SECTION -> a title
     list) what="ListState add (+ get and trim)" ;;
   esac
   if [ "${sec_size[$s]}" = A ]; then
-    shape="$(fmt_int "$A_KEYS") keys, ${A_BUDGET_MIB} MiB budget (fits)"
+    if [ "${sec_state[$s]}" = value ]; then
+      shape="$(fmt_int "$A_KEYS") keys, ${A_BUDGET_MIB} MiB budget (fits)"
+    else
+      shape="$(fmt_int "$A_KEYS") keys, ${A_ML_BUDGET_MIB} MiB budget (fits)"
+    fi
   else
     shape="$(fmt_int "$B_KEYS") keys, ${B_BUDGET_MIB} MiB budget (does not fit)"
   fi
@@ -624,6 +634,23 @@ out=$scratch/RESULTS.md
     echo "| peak RSS <= budget + 8 MiB = $((lim + 8)) MiB (ValueState, ${sec_size[$s]}, ${sec_dist[$s]}) | $(kib_mib "$m") MiB (largest run $(kib_mib "$hi") MiB) | $(verdict "$(kib_mib "$m")" '<=' $((lim + 8))) |"
   done
   echo
+  echo "**What bounds the ratio to the hash table.** The hash table maps an int64 to"
+  echo "an int64 in a 16-byte slot: a get and a put are a multiply, a probe, a load and"
+  echo "a store, about 108 instructions per record with its growth included. A record of"
+  echo "statelite's ValueState costs about 670 in steady state, all cache hits"
+  echo "(\`valgrind --tool=callgrind --toggle-collect=lite_value ./build/bench_value"
+  echo "statelite --records N --keys 100000 --checkpoint-ms 0\` at N = 1M and 2M, the"
+  echo "difference; \`--toggle-collect=hash_value ... hash\` for the table), for what a"
+  echo "state store does and a bare table does not: three calls that check their handle,"
+  echo "the state's kind and the key's and values' types; the key encoded into its"
+  echo "canonical bytes and hashed with murmur3 into its Flink key group, and that group"
+  echo "checked against the instance's range; the row kept typed and packed, decoded on a"
+  echo "read and packed on a write; the entry marked for the next checkpoint. The cache"
+  echo "miss on the slot is common to both. The end-to-end rate adds the final"
+  echo "checkpoint, which copies, commits and compresses every key, work the table never"
+  echo "does. At about 6x the instructions the 0.5x target is out of reach for this API;"
+  echo "it is reported as missed, with the figure."
+  echo
   if [ -s "$notes" ] || [ "${#sec_pilot[@]}" -gt 0 ]; then
     echo "**Sizes.** The sizes of the issue (2M records over 100k keys, 5M records"
     echo "over 2M keys) do not fit 10 minutes on this machine with $RUNS runs of every engine,"
@@ -676,8 +703,9 @@ out=$scratch/RESULTS.md
   echo "- **statelite**: \`sl_store_set_key\` per record, then \`sl_value_get\` +"
   echo "  \`sl_value_update\` (value), \`sl_map_get\` + \`sl_map_put\` (map), \`sl_list_add\` and,"
   echo "  on a read, \`sl_list_get\` + \`sl_list_update\` (list). The cache budget is the"
-  echo "  section's (${A_BUDGET_MIB} or ${B_BUDGET_MIB} MiB); the SQLite page cache of the state file is the default"
-  echo "  2 MiB. A checkpoint: \`sl_snapshot_begin\` on the processing thread (the pause),"
+  echo "  section's (${A_BUDGET_MIB} MiB at size A, ${A_ML_BUDGET_MIB} MiB for MapState and ListState there, whose"
+  echo "  8 entries per key take that; ${B_BUDGET_MIB} MiB at size B); the SQLite page cache of the state file,"
+  echo "  2 MiB, is part of it. A checkpoint: \`sl_snapshot_begin\` on the processing thread (the pause),"
   echo "  \`sl_snapshot_write\` and \`sl_chkdir_publish\` on a second thread while processing"
   echo "  goes on, \`sl_snapshot_end\` on the processing thread once a flag polled between"
   echo "  batches of 1,024 records says the second thread is done; 2 checkpoints kept,"
@@ -707,7 +735,7 @@ out=$scratch/RESULTS.md
   echo "  (waiting) plus \`rocksdb_checkpoint_create\` (hard links) into a checkpoint"
   echo "  directory, 2 kept. RocksDB's background threads (flushes, compactions) run"
   echo "  beside the processing thread. Its default block cache is $rocksdb_default_cache_mib MiB."
-  echo "- **rocksdb-${A_BUDGET_MIB}MiB**$( [ "$rocks_b" != rocksdb ] && echo " / **rocksdb-${B_BUDGET_MIB}MiB**"): the same with an LRU block cache equal to"
+  echo "- **rocksdb-${A_BUDGET_MIB}MiB** / **rocksdb-${A_ML_BUDGET_MIB}MiB**$( [ "$rocks_b" != rocksdb ] && echo " / **rocksdb-${B_BUDGET_MIB}MiB**"): the same with an LRU block cache equal to"
   echo "  statelite's budget (\`rocksdb_cache_create_lru\`).$( [ "$rocks_b" = rocksdb ] && echo " At size B that is ${B_BUDGET_MIB} MiB, which is RocksDB $rocksdb_version's default block cache, so there the \`rocksdb\` figures stand for both configurations.")"
   echo
   echo "Lists stay bounded: one record in 8 (chosen by a second splitmix64 stream) reads"
@@ -917,7 +945,7 @@ out=$scratch/RESULTS.md
     for label in ${sec_engines[$s]}; do
       keys=$A_KEYS
       [ "${sec_size[$s]}" = B ] && keys=$B_KEYS
-      echo "./$(engine_cmd "$label" "${sec_size[$s]}") --records ${sec_nominal[$s]} --state value --keys $keys --seed $SEED --checkpoint-ms $CHECKPOINT_MS"
+      echo "./$(engine_cmd "$label" "${sec_size[$s]}" "${sec_state[$s]}") --records ${sec_nominal[$s]} --state value --keys $keys --seed $SEED --checkpoint-ms $CHECKPOINT_MS"
     done
   done
   echo '```'
