@@ -439,7 +439,7 @@ static int cdBuild(sl_chkdir *cd, int64_t id, int kind, const char *dir,
   for (int i = 0; i < n && rc == SL_OK; i++) {
     const sl_snapshot_info *f = &files[i];
     slMfOp *op = NULL;
-    char *path;
+    char *path, why[SL_ERRMSG_MAX];
     uint64_t size = 0;
     int src;
     if (f->id != id || f->kind != kind)
@@ -474,9 +474,9 @@ static int cdBuild(sl_chkdir *cd, int64_t id, int kind, const char *dir,
                          "twice", f->subtask, f->op);
     path = slSnapPrintf(&cd->alloc, "%s/%s/%d.db.zst", dir, f->op, f->subtask);
     if (!path) return slSnapCdErr(cd, SL_NOMEM, "out of memory");
-    src = slSnapFileSize(cd->errmsg, &cd->fs, path, &size);
+    src = slSnapFileSize(why, &cd->fs, path, &size);
     if (src != SL_OK)
-      rc = slSnapCdErr(cd, src, "sl_chkdir_publish: %s", cd->errmsg);
+      rc = slSnapCdErr(cd, src, "sl_chkdir_publish: %s", why);
     else if (size != f->bytes)
       rc = slSnapCdErr(cd, SL_MISMATCH, "sl_chkdir_publish: %s has %llu bytes, the snapshot wrote "
                        "%llu", path, (unsigned long long)size, (unsigned long long)f->bytes);

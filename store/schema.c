@@ -579,7 +579,11 @@ static int slRegister(sl_store *st, const sl_state_desc *desc, int opened, sl_st
   }
   if (rc) {
     slStateFree(s);
-    if (st->in_txn && sqlite3_get_autocommit(st->db)) slStoreStepFailed(st, SQLITE_ERROR, st->errmsg);
+    if (st->in_txn && sqlite3_get_autocommit(st->db)) {
+      char why[SL_ERRMSG_MAX];
+      snprintf(why, sizeof why, "%s", st->errmsg);
+      slStoreStepFailed(st, SQLITE_ERROR, why);
+    }
     return rc;
   }
   st->states[st->nstates++] = s;
