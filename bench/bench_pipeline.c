@@ -35,6 +35,7 @@ typedef struct Opts {
   int64_t keys;
   int par;
   int64_t interval_ms;
+  uint64_t budget;      /* memory budget per instance; 0: the job's default */
   const char *tmp;
 } Opts;
 
@@ -44,6 +45,7 @@ static void usage(FILE *f) {
         "  --keys K          distinct keys (default 100000)\n"
         "  --par P           parallelism of the counter (default 1)\n"
         "  --interval-ms MS  checkpoint interval (default 1000)\n"
+        "  --budget BYTES    memory budget per instance (default: the job's, 8 MiB)\n"
         "  --dir DIR         where the scratch directory goes (default $TMPDIR or /tmp)\n",
         f);
 }
@@ -84,6 +86,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     else if (strcmp(a, "--keys") == 0) o->keys = n;
     else if (strcmp(a, "--par") == 0) o->par = (int)n;
     else if (strcmp(a, "--interval-ms") == 0) o->interval_ms = n;
+    else if (strcmp(a, "--budget") == 0) o->budget = n;
     else {
       fprintf(stderr, "bench_pipeline: unknown option %s (see --help)\n", a);
       return -1;
@@ -193,6 +196,7 @@ int main(int argc, char **argv) {
   cfg.state_dir = state_dir;
   cfg.checkpoint_dir = chk_dir;
   cfg.checkpoint_interval_ms = o.interval_ms;
+  if (o.budget) cfg.memory_budget = (size_t)o.budget;
 
   memset(&gen, 0, sizeof gen);
   gen.count = o.records;

@@ -10,7 +10,7 @@
 # Sections, in the order they run:
 #   checkpoint  bench_checkpoint, statelite and RocksDB, CHK_KEYS keys
 #               (default 1000000), CHK_INTERVALS checkpoints (default 10)
-#   pipeline    bench_pipeline, PIPE_RECORDS (400000), parallelism PIPE_PARS
+#   pipeline    bench_pipeline, PIPE_RECORDS (6000000), parallelism PIPE_PARS
 #   value-*     bench_value ValueState at size A (2M records over 100k keys,
 #               64 MiB budget) and B (5M records over 2M keys, 8 MiB budget),
 #               uniform and Zipf keys
@@ -43,9 +43,13 @@ CHK_BIN=build/bench_checkpoint
 PIPE_BIN=build/bench_pipeline
 CHK_KEYS=${CHK_KEYS:-1000000}
 CHK_INTERVALS=${CHK_INTERVALS:-10}
-if [ "$FULL" = 1 ]; then PIPE_RECORDS=${PIPE_RECORDS:-3000000}; else PIPE_RECORDS=${PIPE_RECORDS:-400000}; fi
+if [ "$FULL" = 1 ]; then PIPE_RECORDS=${PIPE_RECORDS:-20000000}; else PIPE_RECORDS=${PIPE_RECORDS:-6000000}; fi
 PIPE_PARS=${PIPE_PARS:-1 2}
 PIPE_KEYS=100000
+# a budget per instance that holds the counter's 100,000 keys (the store's
+# default; the job's own default, 8 MiB, is for small devices and holds about
+# half of them, so the counter would spend its time evicting)
+PIPE_BUDGET=33554432
 A_RECORDS=${A_RECORDS:-2000000} A_KEYS=${A_KEYS:-100000} A_BUDGET=64M A_BUDGET_MIB=64
 # MapState and ListState hold 8 entries (rows) per key: their working set at
 # size A fits a larger budget (about 100 MiB of statelite's cache with the
@@ -427,7 +431,7 @@ for round in $(seq 1 "$RUNS"); do
   for par in $PIPE_PARS; do
     printf '[pipeline] parallelism %s round %d/%d ... ' "$par" "$round" "$RUNS"
     run_kv "$kv" pipeline "$par" "$round" "$PIPE_BIN" --records "$PIPE_RECORDS" --keys "$PIPE_KEYS" \
-      --par "$par" --interval-ms "$CHECKPOINT_MS"
+      --par "$par" --interval-ms "$CHECKPOINT_MS" --budget "$PIPE_BUDGET"
     field records_per_sec <<<"$last_out"
   done
 done
@@ -533,6 +537,15 @@ title_of() { # SECTION -> a title
 verdict() { awk -v x="$1" -v y="$3" -v op="$2" 'BEGIN {
   if (x == "-" || x == "") { print "not measured"; exit }
   ok = (op == ">=") ? x >= y : x <= y; print ok ? "**met**" : "**missed**" }'; }
+# verdict of a median, with a word when the worst run is on the other side
+verdict_worst() { # MEDIAN OP GOAL WORST
+  local v
+  v=$(verdict "$1" "$2" "$3")
+  if [ "$v" = "**met**" ] && [ "$(verdict "$4" "$2" "$3")" = "**missed**" ]; then
+    v="**met** by the median; the worst run misses it"
+  fi
+  echo "$v"
+}
 
 state_table() { # SECTION
   local s=$1 label b r lo hi r2 lo2 hi2
@@ -624,14 +637,14 @@ out=$scratch/RESULTS.md
   done
   big=$(tr ' ' '\n' <<<"$CHK_KEYS" | sort -g | tail -n1)
   read -r p99m _ p99hi <<<"$(kvstat checkpoint "statelite-$big" sync_p99_ms)"
-  echo "| checkpoint sync pause p99 <= 5 ms at $(fmt_int "$big") keys, 1% changed | $(awk -v x="$p99m" -v y="$p99hi" 'BEGIN { printf "%.1f ms (median of the runs; worst run %.1f ms)", x, y }') | $(verdict "$p99m" '<=' 5) |"
+  echo "| checkpoint sync pause p99 <= 5 ms at $(fmt_int "$big") keys, 1% changed | $(awk -v x="$p99m" -v y="$p99hi" 'BEGIN { printf "%.1f ms (median of the runs; worst run %.1f ms)", x, y }') | $(verdict_worst "$p99m" '<=' 5 "$p99hi") |"
   read -r rm _ rhi <<<"$(kvstat checkpoint "statelite-$big" ratio_median)"
-  echo "| snapshot bytes <= 0.35x the live database bytes | $(awk -v x="$rm" -v y="$rhi" 'BEGIN { printf "%.3fx (worst run %.3fx)", x, y }') | $(verdict "$rm" '<=' 0.35) |"
+  echo "| snapshot bytes <= 0.35x the live database bytes | $(awk -v x="$rm" -v y="$rhi" 'BEGIN { printf "%.3fx (worst run %.3fx)", x, y }') | $(verdict_worst "$rm" '<=' 0.35 "$rhi") |"
   for s in value-A-uniform value-A-zipf value-B-uniform value-B-zipf; do
     lim=$A_BUDGET_MIB
     [ "${sec_size[$s]}" = B ] && lim=$B_BUDGET_MIB
     read -r m _ hi <<<"$(kvstat "$s" statelite peak_rss_kb)"
-    echo "| peak RSS <= budget + 8 MiB = $((lim + 8)) MiB (ValueState, ${sec_size[$s]}, ${sec_dist[$s]}) | $(kib_mib "$m") MiB (largest run $(kib_mib "$hi") MiB) | $(verdict "$(kib_mib "$m")" '<=' $((lim + 8))) |"
+    echo "| peak RSS <= budget + 8 MiB = $((lim + 8)) MiB (ValueState, ${sec_size[$s]}, ${sec_dist[$s]}) | $(kib_mib "$m") MiB (largest run $(kib_mib "$hi") MiB) | $(verdict_worst "$(kib_mib "$m")" '<=' $((lim + 8)) "$(kib_mib "$hi")") |"
   done
   echo
   echo "**What bounds the ratio to the hash table.** The hash table maps an int64 to"
@@ -817,7 +830,8 @@ out=$scratch/RESULTS.md
   echo "is restored and every key read back and checked (all runs passed)."
   echo
   echo "- **statelite**: \`sl_chkdir_target\`, \`sl_snapshot_begin\` (the synchronous part: it"
-  echo "  commits the changes), \`sl_snapshot_write\` (the asynchronous part, here on the same"
+  echo "  freezes the changed entries), \`sl_snapshot_write\` (the asynchronous part: it commits"
+  echo "  them and backs the commit up; here on the same"
   echo "  thread), \`sl_snapshot_end\`, \`sl_chkdir_publish\`; cache budget 64 MiB, zstd level"
   echo "  3, 2 kept. Restore: \`sl_chkdir_restore\` into a fresh directory, then open the"
   echo "  store and read every key (\`sl_state_scan\`)."
@@ -909,8 +923,11 @@ out=$scratch/RESULTS.md
   echo "-> \`SL_KEY_BY \"key\"\` -> a keyed counter (value state, \`sl_value_get\` +"
   echo "\`sl_value_update\` per record, emits key and count) -> \`SL_REBALANCE\` -> a sink"
   echo "that counts records (no output file, parallelism 1). Exactly-once, a"
-  echo "checkpoint every $CHECKPOINT_MS ms, the other settings the defaults (8 MiB cache per"
-  echo "instance, channels of 1024 records, zstd level 3); fresh state and checkpoint"
+  echo "checkpoint every $CHECKPOINT_MS ms, a memory budget of 32 MiB per instance, which"
+  echo "holds the counter's keys (the job's default, 8 MiB, holds about half of them: with"
+  echo "it the counter spends its time evicting and reading back, about 250k records/s at"
+  echo "parallelism 1), the other settings the defaults (channels of 1024 records, zstd"
+  echo "level 3); fresh state and checkpoint"
   echo "directories per run. records/s is the records over the wall time of"
   echo "\`sl_job_run\` (start, restore check, run, final checkpoint), so it is an"
   echo "end-to-end rate. Pauses and completed checkpoints come from \`sl_job_get_stats\`."
@@ -927,7 +944,7 @@ out=$scratch/RESULTS.md
   echo
   echo '```'
   for par in $PIPE_PARS; do
-    echo "./$PIPE_BIN --records $PIPE_RECORDS --keys $PIPE_KEYS --par $par --interval-ms $CHECKPOINT_MS"
+    echo "./$PIPE_BIN --records $PIPE_RECORDS --keys $PIPE_KEYS --par $par --interval-ms $CHECKPOINT_MS --budget $PIPE_BUDGET"
   done
   echo '```'
   echo
@@ -937,7 +954,7 @@ out=$scratch/RESULTS.md
   echo
   echo "\`make bench FULL=1\` runs every section at the issue's size ($(fmt_int "$A_RECORDS") records over"
   echo "$(fmt_int "$A_KEYS") keys, $(fmt_int "$B_RECORDS") over $(fmt_int "$B_KEYS") keys from an empty state; the pipeline with"
-  echo "3,000,000 records), $RUNS runs each, without a time limit; on this machine that takes"
+  echo "20,000,000 records), $RUNS runs each, without a time limit; on this machine that takes"
   echo "hours, mostly RocksDB's. One run of a section at full size, from bench/:"
   echo
   echo '```'
