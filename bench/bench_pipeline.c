@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "statelite.h"
+#include "bench_util.h"
 
 typedef struct Opts {
   int64_t records;
@@ -97,35 +98,6 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     return -1;
   }
   return 0;
-}
-
-static double now_sec(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int rm_tree(const char *path) {
-  struct stat sb;
-  DIR *d;
-  struct dirent *de;
-  int rc = 0;
-  if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
-  if (!S_ISDIR(sb.st_mode)) return unlink(path);
-  d = opendir(path);
-  if (!d) return -1;
-  while ((de = readdir(d)) != NULL) {
-    char sub[4352];
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    if ((size_t)snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) >= sizeof sub) {
-      rc = -1;
-      continue;
-    }
-    if (rm_tree(sub) != 0) rc = -1;
-  }
-  closedir(d);
-  if (rmdir(path) != 0) rc = -1;
-  return rc;
 }
 
 /* ------------------------------------------------------------------------ */
