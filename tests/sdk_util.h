@@ -191,4 +191,21 @@ static inline void sdk_checker(sl_operator *op) {
   op->n_out = 3;
 }
 
+/* The reliability tests' job: the source src (parallelism n_src, named
+** name) -> SL_KEY_BY "key" -> the checker check (2) -> SL_REBALANCE -> the
+** sink (1). Creates *job from cfg and builds the graph; the caller runs it
+** and frees *job (set even when building failed). Returns an SL_ code. */
+static inline int sdk_checked_job(const sl_job_config *cfg, const char *name, sl_source *src,
+                                  int n_src, sl_operator *check, sl_operator *sink, sl_job **job) {
+  const char *key = "key";
+  int s0, s1, s2;
+  int rc = sl_job_new(cfg, job);
+  if (rc == SL_OK) rc = sl_job_source(*job, name, src, n_src, &s0);
+  if (rc == SL_OK) rc = sl_job_operator(*job, "check", check, 2, &s1);
+  if (rc == SL_OK) rc = sl_job_operator(*job, "sink", sink, 1, &s2);
+  if (rc == SL_OK) rc = sl_job_connect(*job, s0, s1, SL_KEY_BY, &key, 1);
+  if (rc == SL_OK) rc = sl_job_connect(*job, s1, s2, SL_REBALANCE, NULL, 0);
+  return rc;
+}
+
 #endif

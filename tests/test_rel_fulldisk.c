@@ -58,8 +58,7 @@ static int fd_job(void *arg) {
   sl_job *job = NULL;
   sl_job_stats stats;
   char state[3100], out[3100], log[3100], path[3100];
-  const char *key = "key";
-  int s0, s1, s2, rc;
+  int rc;
   FILE *f;
   if (c->point) setenv("SL_KILL_POINT", c->point, 1);
   else unsetenv("SL_KILL_POINT");
@@ -82,12 +81,7 @@ static int fd_job(void *arg) {
   sl_generator_source(&src, &gen);
   sdk_checker(&check);
   sl_file_sink(&sink, out);
-  rc = sl_job_new(&cfg, &job);
-  if (rc == SL_OK) rc = sl_job_source(job, "gen", &src, 2, &s0);
-  if (rc == SL_OK) rc = sl_job_operator(job, "check", &check, 2, &s1);
-  if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
-  if (rc == SL_OK) rc = sl_job_connect(job, s0, s1, SL_KEY_BY, &key, 1);
-  if (rc == SL_OK) rc = sl_job_connect(job, s1, s2, SL_REBALANCE, NULL, 0);
+  rc = sdk_checked_job(&cfg, "gen", &src, 2, &check, &sink, &job);
   if (rc == SL_OK) rc = sl_job_run(job);
   snprintf(path, sizeof path, "%s/err.txt", c->dir);
   if ((f = fopen(path, "w")) != NULL) {

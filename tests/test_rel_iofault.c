@@ -898,8 +898,7 @@ static int iof_run_job(const iof_job *j, char *msg) {
   sl_source src;
   sl_operator check, sink;
   sl_job *job = NULL;
-  const char *key = "key";
-  int s0, s1, s2, rc;
+  int s0, s2, rc;
   sl_job_config_init(&cfg);
   cfg.state_dir = iof_path("w/state");
   cfg.checkpoint_dir = iof_path("w/chk");
@@ -916,16 +915,13 @@ static int iof_run_job(const iof_job *j, char *msg) {
   else sl_generator_source(&src, &gen);
   sdk_checker(&check);
   sl_file_sink(&sink, iof_path("w/out.txt"));
-  rc = sl_job_new(&cfg, &job);
-  if (rc == SL_OK) rc = sl_job_source(job, "src", &src, j->file_source ? 1 : 2, &s0);
   if (j->file_source) {
+    rc = sl_job_new(&cfg, &job);
+    if (rc == SL_OK) rc = sl_job_source(job, "src", &src, 1, &s0);
     if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
     if (rc == SL_OK) rc = sl_job_connect(job, s0, s2, SL_FORWARD, NULL, 0);
   } else {
-    if (rc == SL_OK) rc = sl_job_operator(job, "check", &check, 2, &s1);
-    if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
-    if (rc == SL_OK) rc = sl_job_connect(job, s0, s1, SL_KEY_BY, &key, 1);
-    if (rc == SL_OK) rc = sl_job_connect(job, s1, s2, SL_REBALANCE, NULL, 0);
+    rc = sdk_checked_job(&cfg, "src", &src, 2, &check, &sink, &job);
   }
   if (rc == SL_OK) rc = sl_job_run(job);
   snprintf(msg, SL_ERRMSG_MAX, "%s", rc ? sl_errmsg(job) : "");

@@ -30,8 +30,7 @@ static int kp_job(void *arg) {
   sl_operator check, sink;
   sl_job *job = NULL;
   char state[4200], chk[4200], out[4200];
-  const char *key = "key";
-  int s0, s1, s2, rc;
+  int rc;
   if (c->point) setenv("SL_KILL_POINT", c->point, 1); /* only in this child */
   else unsetenv("SL_KILL_POINT");
   snprintf(state, sizeof state, "%s/state", c->dir);
@@ -51,12 +50,7 @@ static int kp_job(void *arg) {
   sl_generator_source(&src, &gen);
   sdk_checker(&check);
   sl_file_sink(&sink, out);
-  rc = sl_job_new(&cfg, &job);
-  if (rc == SL_OK) rc = sl_job_source(job, "gen", &src, 2, &s0);
-  if (rc == SL_OK) rc = sl_job_operator(job, "check", &check, 2, &s1);
-  if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
-  if (rc == SL_OK) rc = sl_job_connect(job, s0, s1, SL_KEY_BY, &key, 1);
-  if (rc == SL_OK) rc = sl_job_connect(job, s1, s2, SL_REBALANCE, NULL, 0);
+  rc = sdk_checked_job(&cfg, "gen", &src, 2, &check, &sink, &job);
   if (rc == SL_OK) rc = sl_job_run(job);
   if (rc) fprintf(stderr, "job: %s: %s\n", sl_errstr(rc), sl_errmsg(job));
   sl_job_free(job);

@@ -558,8 +558,7 @@ static int pl_job(void *arg) {
   sl_source src;
   sl_operator check, sink;
   sl_job *job = NULL;
-  const char *key = "key";
-  int s0, s1, s2, rc;
+  int rc;
   for (int i = 0; i < TF_MAXFD; i++) pl_fdnode[i] = -1;
   tf_setup(&pl_hooks);
   pl->ops = 0;
@@ -581,12 +580,7 @@ static int pl_job(void *arg) {
   sl_generator_source(&src, &gen);
   sdk_checker(&check);
   sl_file_sink(&sink, pl_path("out.txt"));
-  rc = sl_job_new(&cfg, &job);
-  if (rc == SL_OK) rc = sl_job_source(job, "gen", &src, 2, &s0);
-  if (rc == SL_OK) rc = sl_job_operator(job, "check", &check, 2, &s1);
-  if (rc == SL_OK) rc = sl_job_operator(job, "sink", &sink, 1, &s2);
-  if (rc == SL_OK) rc = sl_job_connect(job, s0, s1, SL_KEY_BY, &key, 1);
-  if (rc == SL_OK) rc = sl_job_connect(job, s1, s2, SL_REBALANCE, NULL, 0);
+  rc = sdk_checked_job(&cfg, "gen", &src, 2, &check, &sink, &job);
   if (rc == SL_OK) rc = sl_job_run(job);
   if (rc) fprintf(stderr, "job: %s: %s\n", sl_errstr(rc), sl_errmsg(job));
   sl_job_free(job);
