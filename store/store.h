@@ -363,14 +363,15 @@ static inline unsigned char *slSlotVal(const slTab *t, slSlot *e) {
   return (unsigned char *)(e + 1) + t->kin;
 }
 /* The common case of slCacheSetRow() and slCacheRow(), inline: a state whose
-** value columns are all INTEGER or REAL (at most 32 of them) and a row that
-** is packed in its slot. They return 0 when the case does not apply. The
+** value columns are all INTEGER or REAL, few enough that the packed row fits
+** in the slot (pfix <= vin, which also keeps n_val <= 32), and a row that is
+** packed in its slot. They return 0 when the case does not apply. The
 ** values given to the first have the columns' types or are NULL. */
 static inline int slCacheSetFixed(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
   slSlot *e = slSlotAt(&s->tab, ix);
   unsigned char *a = slSlotVal(&s->tab, e), *col;
   uint32_t nulls = 0;
-  if (s->nvar || s->n_val > 32 || (e->flags & (SL_S_VHEAP | SL_S_GENERIC))) return 0;
+  if (s->nvar || s->pfix > s->tab.vin || (e->flags & (SL_S_VHEAP | SL_S_GENERIC))) return 0;
   if (s->has_expires) memcpy(a, &exp, 8);
   col = a + (s->has_expires ? 8 : 0);
   for (int i = 0; i < s->n_val; i++, col += 8) {
@@ -388,7 +389,8 @@ static inline int slCacheSetFixed(sl_state *s, uint32_t ix, const sl_value *v, i
 static inline int slCacheRowFixed(sl_state *s, uint32_t ix, const sl_value **out, int64_t *exp) {
   slSlot *e = slSlotAt(&s->tab, ix);
   const unsigned char *a = slSlotVal(&s->tab, e), *col;
-  if (s->nvar || s->n_val > 32 || e->nulls || (e->flags & (SL_S_VHEAP | SL_S_GENERIC))) return 0;
+  if (s->nvar || s->pfix > s->tab.vin || e->nulls || (e->flags & (SL_S_VHEAP | SL_S_GENERIC)))
+    return 0;
   if (!(e->flags & SL_S_ROW)) {
     *out = NULL;
     return 1;

@@ -355,3 +355,90 @@ TEST(quick_cache_large_entries_within_budget) {
   su_commit(st);
   su_close(st);
 }
+
+/* Rows of INTEGER and REAL columns too wide for a slot (9 or more columns, 8
+** with a TTL, 40 beyond the 32 of the NULL mask) live on the heap: every
+** write and read of them, in the cache and after a reopen, keeps each key's
+** own values and touches no other slot. */
+TEST(quick_cache_wide_fixed_rows) {
+  static const int widths[] = {7, 8, 9, 10, 33, 40};
+  for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+    for (int ttl = 0; ttl < 2; ttl++) {
+      for (int kind = 0; kind < 2; kind++) {
+        int nv = widths[w];
+        sl_column key = su_col("id", SL_INTEGER), mk = su_col("mk", SL_INTEGER);
+        sl_column cols[40];
+        char names[40][8];
+        sl_value vals[40];
+        sl_state_desc d;
+        sl_store *st;
+        sl_state *s;
+        char op[32];
+        snprintf(op, sizeof op, "wide%d_%d_%d", nv, ttl, kind);
+        for (int c = 0; c < nv; c++) {
+          snprintf(names[c], sizeof names[c], "c%d", c);
+          cols[c] = su_col(names[c], c % 3 == 2 ? SL_REAL : SL_INTEGER);
+        }
+        memset(&d, 0, sizeof d);
+        d.name = "wide";
+        d.kind = kind ? SL_MAP_STATE : SL_VALUE_STATE;
+        d.n_key = 1;
+        d.key = &key;
+        if (kind) {
+          d.n_map_key = 1;
+          d.map_key = &mk;
+        }
+        d.n_value = nv;
+        d.value = cols;
+        d.ttl_ms = ttl ? 3600 * 1000 : 0;
+        for (int round = 0; round < 2; round++) {
+          st = su_open(op, 0, 1, NULL);
+          s = su_reg(st, &d);
+          for (int k = 0; k < 50 && round == 0; k++) {
+            for (int c = 0; c < nv; c++)
+              vals[c] = c % 3 == 2 ? sl_real(k * 1000 + c + 0.5) : sl_int(k * 1000 + c);
+            if (k % 7 == 3) vals[nv - 1] = sl_null(); /* a NULL in the last column */
+            su_key_int(st, k);
+            if (kind) {
+              sl_value m = sl_int(k % 5);
+              ASSERT_OK(sl_map_put(s, &m, vals), s);
+            } else {
+              ASSERT_OK(sl_value_update(s, vals), s);
+            }
+          }
+          for (int k = 0; k < 50; k++) {
+            const sl_value *out = NULL;
+            su_key_int(st, k);
+            if (kind) {
+              sl_value m = sl_int(k % 5);
+              ASSERT_OK(sl_map_get(s, &m, &out), s);
+            } else {
+              ASSERT_OK(sl_value_get(s, &out), s);
+            }
+            for (int c = 0; c < nv; c++) {
+              if (c == nv - 1 && k % 7 == 3) {
+                ASSERT_MSG(out[c].type == SL_NULL, "width %d key %d column %d: type %d", nv, k,
+                           c, out[c].type);
+              } else if (c % 3 == 2) {
+                ASSERT_MSG(out[c].type == SL_REAL && out[c].v.r == k * 1000 + c + 0.5,
+                           "width %d ttl %d kind %d round %d key %d column %d", nv, ttl, kind,
+                           round, k, c);
+              } else {
+                ASSERT_MSG(out[c].type == SL_INTEGER && out[c].v.i == k * 1000 + c,
+                           "width %d ttl %d kind %d round %d key %d column %d", nv, ttl, kind,
+                           round, k, c);
+              }
+            }
+          }
+          su_commit(st);
+          su_close(st);
+        }
+        {
+          char path[4096];
+          su_db_path(path, sizeof path, su_dir(), op, 0);
+          ASSERT_EQ(su_count(path, "wide"), 50);
+        }
+      }
+    }
+  }
+}
