@@ -203,11 +203,12 @@ int slStoreFreeze(sl_store *st, slFrozenHook hook, void *ud, slFrozen **out) {
   memset(&f, 0, sizeof f);
   f.st = st;
   {
-    /* about the size it will be, so that it seldom has to grow */
+    /* about the size it will be (what the budget keeps room for), so that
+    ** it seldom has to grow past that room */
     size_t est = 0, n = 0;
     for (int i = 0; i < st->nstates; i++) {
       const slTab *t = &st->states[i]->tab;
-      est += (size_t)t->ndirty * slDirtyCost(t);
+      est += (size_t)t->ndirty * slDirtyCost(t) + t->dextra;
       n += t->ndirty;
     }
     if (n && (f.p = slMalloc(&st->alloc, est)) != NULL) f.cap = est;

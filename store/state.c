@@ -208,7 +208,14 @@ static int slPut(sl_state *s, uint32_t ix, const sl_value *v, int64_t exp) {
   if (rc == SL_OK) rc = slCacheDirty(s, ix);
   if (rc != SL_OK && !was_dirty && !(e->flags & SL_S_DIRTY)) {
     /* an entry made for this write without reading its row, or one whose
-    ** new row cannot be written later: it must not stand for the table */
+    ** new row cannot be written later: it must not stand for the table.
+    ** While a frozen batch is not committed the table may be older than the
+    ** entry, so the batch is committed first (a failure of that fails the
+    ** store, and its message says so) */
+    if (s->store->frozen) {
+      int src = slStoreSettle(s->store);
+      if (src) rc = src;
+    }
     slCacheDrop(s, ix);
   }
   return rc;

@@ -561,6 +561,8 @@ int sl_store_set_key(sl_store *st, const sl_value *key, int n, int *kg) {
     slKeyEncodeCopy(key, n, st->kbuf, st->keyv);
   }
   st->klen = sz;
+  /* the same call twice: with the length a constant, the compiler unrolls
+  ** the hash of a one-integer key (9 bytes), the common case */
   st->khash = sz == 9 ? slMurmur3(st->kbuf, 9, 0) : slMurmur3(st->kbuf, sz, 0);
   st->kg = slKeyGroupOf(st->khash, st->maxp);
   if (kg) *kg = st->kg;
