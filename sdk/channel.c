@@ -4,9 +4,9 @@
 ** a bound.
 */
 #include <string.h>
-#include <time.h>
 
 #include "sdk/sdk.h"
+#include "snapshot/snapshot.h"
 
 slMsg *slMsgNew(sl_job *job, int kind, int64_t ts, const sl_value *f, int n) {
   size_t need = sizeof(slMsg) + sizeof(sl_value) * (size_t)n;
@@ -95,11 +95,7 @@ int slChanPush(slInst *to, slChan *c, slMsg *m) {
 }
 
 int slChanPushRecord(slInst *to, slChan *c, slMsg *m) {
-  if (!c->npend) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    c->pend_since_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-  }
+  if (!c->npend) c->pend_since_us = slSnapMonoUs();
   c->pend[c->npend++] = m;
   return c->npend == SL_CHAN_BATCH ? slChanFlush(to, c) : SL_OK;
 }

@@ -5,7 +5,6 @@
 */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "sdk/sdk.h"
 #include "snapshot/snapshot.h"
@@ -403,21 +402,16 @@ int slSdkFlushOutputs(slInst *in) {
   return SL_OK;
 }
 
-int slSdkFlushOld(slInst *in, int *pending) {
-  struct timespec ts;
-  int64_t now;
-  *pending = 0;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+int slSdkFlushOld(slInst *in) {
+  int64_t now = -1; /* the clock is read once, and only when something waits */
   for (int o = 0; o < in->nout; o++)
     for (int c = 0; c < in->out[o].nchan; c++) {
       slChan *ch = in->out[o].chan[c];
       if (!ch->npend) continue;
-      if (now - ch->pend_since_us < SL_CHAN_LINGER_US) {
-        *pending = 1;
-      } else if (slChanFlush(&in->out[o].to->inst[c], ch)) {
+      if (now < 0) now = slSnapMonoUs();
+      if (now - ch->pend_since_us >= SL_CHAN_LINGER_US &&
+          slChanFlush(&in->out[o].to->inst[c], ch))
         return SL_ERROR;
-      }
     }
   return SL_OK;
 }

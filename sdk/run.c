@@ -11,12 +11,7 @@
 #include <time.h>
 
 #include "sdk/sdk.h"
-
-static int64_t slMonoUs(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#include "snapshot/snapshot.h"
 
 /* A callback failed: stop the job with the operator named. */
 static int slCallbackFailed(slInst *in, int rc, const char *cb) {
@@ -82,9 +77,9 @@ static int slInstCheckpoint(slInst *in, int64_t id, int savepoint) {
     if (rc == SL_OK) rc = slStoreMetaSetInt(in->store, "source_done", in->done);
     if (rc) return slJobFail(job, rc, "source '%s': %s", in->stage->name, sl_errmsg(in->store));
   }
-  t0 = slMonoUs();
+  t0 = slSnapMonoUs();
   rc = slSdkSnapBegin(in, id, savepoint, &snap);
-  slRecordPause(job, slMonoUs() - t0);
+  slRecordPause(job, slSnapMonoUs() - t0);
   if (rc) {
     char err[SL_ERRMSG_MAX];
     snprintf(err, sizeof err, "'%s' instance %d: %s", in->stage->name, in->index, sl_errmsg(in->store));
@@ -348,7 +343,7 @@ static void slOperatorLoop(slInst *in) {
   while (!atomic_load(&job->stopping)) {
     slMsg *m[SL_TAKE_MAX];
     int64_t notify = 0;
-    int finish = 0, n = 0, rc = SL_OK, pending;
+    int finish = 0, n = 0, rc = SL_OK;
     slChan *c = slInstNext(in, m, &n, &notify, &finish);
     if (c) {
       for (int i = 0; i < n; i++) {
@@ -360,7 +355,7 @@ static void slOperatorLoop(slInst *in) {
         in->ended_sent = 1;
         if (slSdkBroadcast(in, SL_M_END, 0)) return;
       }
-      if (slSdkFlushOld(in, &pending)) return;
+      if (slSdkFlushOld(in)) return;
     } else if (notify) {
       if (slInstNotify(in, notify)) return;
     } else if (finish) {
@@ -417,11 +412,11 @@ static void slSourceLoop(slInst *in) {
       continue;
     }
     int64_t before = in->records;
-    int rc = src->read(&in->ctx, src->ud), pending;
+    int rc = src->read(&in->ctx, src->ud);
     if (atomic_load(&job->stopping)) return;
     /* a read that emitted nothing may be a slow or idle source: what it
     ** gathered goes on; otherwise what waited longer than the linger */
-    if (in->records == before ? slSdkFlushOutputs(in) : slSdkFlushOld(in, &pending)) return;
+    if (in->records == before ? slSdkFlushOutputs(in) : slSdkFlushOld(in)) return;
     if (rc == SL_DONE) {
       in->done = 1;
       if (slSdkBroadcast(in, SL_M_WATERMARK, INT64_MAX)) return;

@@ -212,9 +212,8 @@ SL_PRIVATE int slChanFlush(slInst *to, slChan *c);
 /* Hands over what every output of `in` has gathered: before it waits, and
 ** (sources) when the oldest gathered record is older than a millisecond. */
 SL_PRIVATE int slSdkFlushOutputs(slInst *in);
-/* Hands over what has waited longer than SL_CHAN_LINGER_US; 1 in *pending
-** when something is still gathered. */
-SL_PRIVATE int slSdkFlushOld(slInst *in, int *pending);
+/* Hands over what has waited longer than SL_CHAN_LINGER_US. */
+SL_PRIVATE int slSdkFlushOld(slInst *in);
 #define SL_CHAN_LINGER_US 1000
 
 /* chk.c: the checkpoint hooks */

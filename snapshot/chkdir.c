@@ -164,6 +164,7 @@ static int cdList(sl_chkdir *cd, cdScan *s, int bytes) {
   memset(s, 0, sizeof *s);
   for (int pass = 0; pass < 2 && rc == SL_OK; pass++) {
     const char *dir = cd->dir;
+    char why[SL_ERRMSG_MAX];
     if (pass == 1) {
       spdir = slSnapPrintf(&cd->alloc, "%s/savepoints", cd->dir);
       if (!spdir) {
@@ -172,12 +173,15 @@ static int cdList(sl_chkdir *cd, cdScan *s, int bytes) {
       }
       dir = spdir;
     }
-    rc = slSnapDirOpen(cd->errmsg, &cd->fs, dir, &d);
-    if (rc == SL_NOTFOUND && pass == 1) {
+    rc = slSnapDirOpen(why, &cd->fs, dir, &d);
+    if (rc == SL_NOTFOUND && pass == 1) { /* no savepoint yet */
       rc = SL_OK;
       break;
     }
-    if (rc) break;
+    if (rc) {
+      slSnapCdErr(cd, rc, "%s", why);
+      break;
+    }
     while (rc == SL_OK && (r = slSnapDirNext(cd->errmsg, &d, &name)) == SL_ROW) {
       uint64_t id = 0;
       sl_fs_stat sb;
@@ -195,10 +199,11 @@ static int cdList(sl_chkdir *cd, cdScan *s, int bytes) {
         rc = slSnapCdErr(cd, SL_NOMEM, "out of memory");
         break;
       }
-      src = slSnapStat(cd->errmsg, &cd->fs, path, SL_FS_NOFOLLOW, &sb);
+      /* an entry gone since the listing is skipped without a message */
+      src = slSnapStat(why, &cd->fs, path, SL_FS_NOFOLLOW, &sb);
       if (src != SL_OK || sb.type != SL_FS_DIR) {
         slFree(&cd->alloc, path);
-        if (src != SL_OK && src != SL_NOTFOUND) rc = src;
+        if (src != SL_OK && src != SL_NOTFOUND) rc = slSnapCdErr(cd, src, "%s", why);
         continue;
       }
       rc = cdAdd(cd, s, pass == 0 ? SL_CHECKPOINT : SL_SAVEPOINT, (int64_t)id,

@@ -258,8 +258,10 @@ int slSnapMkdirs(char *err, const sl_fs *fs, const char *path, int durable) {
     if (rc) return rc;
     if (sb.type != SL_FS_DIR)
       return slError(err, SL_IOERR, "cannot create directory %s: a file of that name exists", buf);
-    /* a new directory's name is durable once its parent is synced */
-    if (made && durable) {
+    /* a directory's name is durable once its parent is synced: the ones
+    ** made here, and the directory asked for even when it was there
+    ** already (a run may have made it and died before syncing) */
+    if (durable && (made || i == n)) {
       rc = slSnapSyncParent(err, fs, buf);
       if (rc) return rc;
     }

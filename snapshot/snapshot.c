@@ -57,7 +57,7 @@ static int snapPragma(char *err, const char *path, sqlite3 *db, const char *sql,
   }
   sqlite3_finalize(q);
   if (src != SQLITE_OK)
-    return slError(err, (src & 0xff) == SQLITE_BUSY ? SL_BUSY : (src & 0xff) == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+    return slError(err, slStoreSqlRc(src),
                    "cannot pin the snapshot's read transaction on %s: %s", path,
                    sqlite3_errmsg(db));
   return SL_OK;
@@ -74,7 +74,7 @@ static int snapPin(void *ud) {
   src = sqlite3_open_v2(path, &sn->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         sn->st->cfg.vfs);
   if (src != SQLITE_OK)
-    return slError(sn->pin_err, src == SQLITE_NOMEM ? SL_NOMEM : SL_IOERR,
+    return slError(sn->pin_err, slStoreSqlRc(src),
                    "cannot open a read connection to %s: %s", path,
                    sn->rdb ? sqlite3_errmsg(sn->rdb) : sqlite3_errstr(src));
   sqlite3_db_config(sn->rdb, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
@@ -84,7 +84,7 @@ static int snapPin(void *ud) {
   sqlite3_exec(sn->rdb, "PRAGMA cache_size=32", NULL, NULL, NULL);
   src = sqlite3_exec(sn->rdb, "BEGIN", NULL, NULL, NULL);
   if (src != SQLITE_OK)
-    return slError(sn->pin_err, SL_IOERR, "cannot begin the snapshot's read transaction: %s",
+    return slError(sn->pin_err, slStoreSqlRc(src), "cannot begin the snapshot's read transaction: %s",
                    sqlite3_errmsg(sn->rdb));
   rc = snapPragma(sn->pin_err, path, sn->rdb, "SELECT count(*) FROM sl_meta", &v);
   if (rc == SL_OK) rc = snapPragma(sn->pin_err, path, sn->rdb, "PRAGMA page_size", &v);
@@ -293,7 +293,7 @@ static int snapViaCopy(sl_snapshot *sn, uint64_t *peak) {
   memset(&z, 0, sizeof z);
   rc = slSnapUnlink(sn->errmsg, &sn->fs, sn->raw_path);
   if (rc == SL_OK)
-    rc = snapBackup(sn, sn->raw_path, NULL,
+    rc = snapBackup(sn, sn->raw_path, sn->st->cfg.vfs,
                     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=OFF; "
                     "PRAGMA synchronous=OFF;");
   if (rc) return rc;

@@ -65,8 +65,8 @@ SL_PRIVATE int slSnapRename(char *err, const sl_fs *fs, const char *from, const 
 SL_PRIVATE int slSnapStat(char *err, const sl_fs *fs, const char *path, int flags,
                           sl_fs_stat *st);
 /* mkdir -p of path itself (and its parents). With `durable`, the parent of
-** every directory it creates is synced, so that the new name survives a
-** power loss. */
+** every directory it creates, and of path itself when it existed, is synced,
+** so that the names survive a power loss. */
 SL_PRIVATE int slSnapMkdirs(char *err, const sl_fs *fs, const char *path, int durable);
 /* Sync of a directory, and of the directory holding path. */
 SL_PRIVATE int slSnapSyncDir(char *err, const sl_fs *fs, const char *path);
