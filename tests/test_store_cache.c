@@ -368,12 +368,12 @@ TEST(quick_cache_wide_fixed_rows) {
         int nv = widths[w];
         sl_column key = su_col("id", SL_INTEGER), mk = su_col("mk", SL_INTEGER);
         sl_column cols[40];
-        char names[40][8];
+        char names[40][16];
         sl_value vals[40];
         sl_state_desc d;
         sl_store *st;
         sl_state *s;
-        char op[32];
+        char op[48];
         snprintf(op, sizeof op, "wide%d_%d_%d", nv, ttl, kind);
         for (int c = 0; c < nv; c++) {
           snprintf(names[c], sizeof names[c], "c%d", c);
